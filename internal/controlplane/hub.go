@@ -1,0 +1,170 @@
+package controlplane
+
+import (
+	"context"
+	"fmt"
+	"sync"
+
+	"github.com/regward/regward/internal/policy"
+	"github.com/regward/regward/internal/store"
+)
+
+// hub knows the latest policy version of each org, wakes long-polls when it
+// changes, and keeps the compiled policy that the embedded gateway enforces.
+// Versions only ever go up: a late or repeated notification is harmless.
+type hub struct {
+	mu   sync.Mutex
+	orgs map[string]*orgState
+}
+
+type orgState struct {
+	version  int64         // highest version known to be committed
+	changed  chan struct{} // closed and replaced when version goes up
+	compiled *policy.Compiled
+	compVer  int64 // version of compiled
+}
+
+func (h *hub) stateLocked(org string) *orgState {
+	if h.orgs == nil {
+		h.orgs = make(map[string]*orgState)
+	}
+	st := h.orgs[org]
+	if st == nil {
+		st = &orgState{changed: make(chan struct{})}
+		h.orgs[org] = st
+	}
+	return st
+}
+
+// publish records that org's policy is now at version (or later).
+func (h *hub) publish(org string, version int64) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	st := h.stateLocked(org)
+	if version <= st.version {
+		return
+	}
+	st.version = version
+	close(st.changed)
+	st.changed = make(chan struct{})
+}
+
+// watch returns a channel closed at the next version change of org. Taking
+// it before reading the store closes the gap in which a change could be missed.
+func (h *hub) watch(org string) <-chan struct{} {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.stateLocked(org).changed
+}
+
+// compiledPolicy returns the compiled policy of org at its current version,
+// loading and compiling it when the cached one is older.
+func (s *Server) compiledPolicy(ctx context.Context, org string) (*policy.Compiled, int64, error) {
+	s.hub.mu.Lock()
+	st := s.hub.stateLocked(org)
+	if st.compiled != nil && st.compVer >= st.version {
+		c, v := st.compiled, st.compVer
+		s.hub.mu.Unlock()
+		return c, v, nil
+	}
+	s.hub.mu.Unlock()
+
+	snap, err := s.snapshot(ctx, org)
+	if err != nil {
+		return nil, 0, err
+	}
+	c, err := policy.Compile(snap.Policy, snap.Catalog)
+	if err != nil {
+		return nil, 0, fmt.Errorf("compile policy of org %q version %d: %w", org, snap.Version, err)
+	}
+	s.hub.mu.Lock()
+	st = s.hub.stateLocked(org)
+	if snap.Version >= st.compVer {
+		st.compiled, st.compVer = c, snap.Version
+	}
+	if snap.Version > st.version {
+		// Learned from the store before any notification: record it so the
+		// next call hits the cache.
+		st.version = snap.Version
+	}
+	s.hub.mu.Unlock()
+	return c, snap.Version, nil
+}
+
+// Snapshot is what gateways enforce: an org's policy, its version, and the
+// effective namespace catalog.
+type Snapshot struct {
+	Org     string         `json:"org"`
+	Version int64          `json:"version"`
+	Policy  policy.Policy  `json:"policy"`
+	Catalog policy.Catalog `json:"catalog"`
+}
+
+func (s *Server) snapshot(ctx context.Context, org string) (Snapshot, error) {
+	rec, err := s.store.GetPolicy(ctx, org)
+	if err != nil {
+		return Snapshot{}, fmt.Errorf("load policy of org %q: %w", org, err)
+	}
+	cat, err := s.effectiveCatalog(ctx, org)
+	if err != nil {
+		return Snapshot{}, err
+	}
+	return Snapshot{Org: org, Version: rec.Version, Policy: rec.Policy, Catalog: cat}, nil
+}
+
+// effectiveCatalog is the server-wide lists plus the org's own additions.
+func (s *Server) effectiveCatalog(ctx context.Context, org string) (policy.Catalog, error) {
+	def, err := s.store.GetCatalog(ctx, store.ServerScope)
+	if err != nil {
+		return policy.Catalog{}, fmt.Errorf("load default catalog: %w", err)
+	}
+	own, err := s.store.GetCatalog(ctx, org)
+	if err != nil {
+		return policy.Catalog{}, fmt.Errorf("load catalog of org %q: %w", org, err)
+	}
+	return policy.Catalog{
+		VerifiedPublishers: union(def.VerifiedPublishers, own.VerifiedPublishers),
+		SponsoredOSS:       union(def.SponsoredOSS, own.SponsoredOSS),
+	}, nil
+}
+
+func union(a, b []string) []string {
+	out := make([]string, 0, len(a)+len(b))
+	seen := make(map[string]bool, len(a)+len(b))
+	for _, l := range [][]string{a, b} {
+		for _, s := range l {
+			if !seen[s] {
+				seen[s] = true
+				out = append(out, s)
+			}
+		}
+	}
+	return out
+}
+
+// Policy implements the gateway's policy source for the embedded gateway.
+func (s *Server) Policy(ctx context.Context, org string) (*policy.Compiled, int64, error) {
+	return s.compiledPolicy(ctx, org)
+}
+
+// follow keeps the hub current with changes committed by other replicas.
+func (s *Server) follow(ctx context.Context) {
+	w, ok := s.store.(store.Watcher)
+	if !ok {
+		return // a single process: applies publish locally
+	}
+	resync := func() {
+		vs, err := s.store.PolicyVersions(ctx)
+		if err != nil {
+			s.log.Warn("re-read policy versions after reconnect", "err", err)
+			return
+		}
+		for org, v := range vs {
+			s.hub.publish(org, v)
+		}
+	}
+	resync()
+	if err := w.WatchPolicies(ctx, s.hub.publish, resync); err != nil && ctx.Err() == nil {
+		s.log.Error("policy watch stopped", "err", err)
+	}
+}
