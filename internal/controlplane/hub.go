@@ -2,6 +2,7 @@ package controlplane
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 
@@ -163,8 +164,9 @@ func (s *Server) follow(ctx context.Context) {
 			s.hub.publish(org, v)
 		}
 	}
-	resync()
-	if err := w.WatchPolicies(ctx, s.hub.publish, resync); err != nil && ctx.Err() == nil {
+	// WatchPolicies calls resync after every LISTEN, the first one included,
+	// so no change between the first read and the LISTEN is missed.
+	if err := w.WatchPolicies(ctx, s.hub.publish, resync); err != nil && ctx.Err() == nil && !errors.Is(err, context.Canceled) {
 		s.log.Error("policy watch stopped", "err", err)
 	}
 }

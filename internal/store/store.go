@@ -165,6 +165,22 @@ const ServerScope = ""
 
 // Store is regward's persistent state. Every change that users make takes an
 // Activity, written in the same transaction as the change.
+//
+// Rules every backend follows (storetest checks them):
+//   - An Activity with an empty Kind records nothing; AppendActivity refuses
+//     one. A Diff must be valid JSON.
+//   - ApplyPolicy and an org-scope SetCatalog write the new version into the
+//     activity; an activity without Org gets the org the change is about.
+//     A ServerScope SetCatalog writes one activity, not one per org.
+//   - CreateOrg takes CreatedAt and the policy's UpdatedAt from act.Time.
+//   - Listings: Org "" means every org; Since is inclusive, Until exclusive;
+//     Limit 0 means 100; results are newest first by ID. Catalog lists come
+//     back empty, never nil.
+//   - ListMembers and GetCatalog return ErrNotFound for a missing org,
+//     ListUserOrgs for a missing user.
+//   - RevokeToken of a revoked token does nothing and records nothing.
+//   - TouchTokens never moves a last use backwards and skips unknown IDs.
+//   - A personal token names an org; a gateway token does not.
 type Store interface {
 	Ping(ctx context.Context) error
 	Close() error
