@@ -50,6 +50,17 @@ func (h *hub) publish(org string, version int64) {
 	st.changed = make(chan struct{})
 }
 
+// known returns the latest version of org this replica has seen (0: none
+// yet). Orgs are never deleted, so a known version also proves the org exists.
+func (h *hub) known(org string) int64 {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if st := h.orgs[org]; st != nil {
+		return st.version
+	}
+	return 0
+}
+
 // watch returns a channel closed at the next version change of org. Taking
 // it before reading the store closes the gap in which a change could be missed.
 func (h *hub) watch(org string) <-chan struct{} {

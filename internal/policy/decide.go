@@ -11,6 +11,7 @@ type Compiled struct {
 	policy    Policy
 	matcher   *Matcher
 	access    []Access // effective access of each registry entry
+	rules     []string // "registryAccess.registries[i]", built once
 	orgNS     map[string]bool
 	allowlist map[string]bool // normalized "namespace/name"
 	verified  map[string]bool
@@ -34,6 +35,7 @@ func Compile(p Policy, cat Catalog) (*Compiled, error) {
 		policy:    p,
 		matcher:   newMatcher(patterns),
 		access:    make([]Access, len(p.RegistryAccess.Registries)),
+		rules:     make([]string, len(p.RegistryAccess.Registries)),
 		orgNS:     setOf(p.ImageAccess.OrgNamespaces),
 		allowlist: make(map[string]bool, len(p.ImageAccess.RepositoryAllowlist)),
 		verified:  setOf(cat.VerifiedPublishers),
@@ -41,6 +43,7 @@ func Compile(p Policy, cat Catalog) (*Compiled, error) {
 		orgList:   strings.Join(p.ImageAccess.OrgNamespaces, ", "),
 	}
 	for i, r := range p.RegistryAccess.Registries {
+		c.rules[i] = indexPath("registryAccess.registries", i)
 		c.access[i] = r.Access
 		if c.access[i] == "" {
 			c.access[i] = AccessPullPush
@@ -88,12 +91,11 @@ func (c *Compiled) Decide(r Request) Decision {
 	shown := JoinHostPort(r.Host, r.Port)
 	d := Decision{Host: r.Host}
 	hub := r.Repository != "" && IsDockerHub(r.Host)
-	var repo, ns string
+	var ns string
 	if hub {
-		repo = canonicalRepository(r.Repository)
-		ns, _, _ = strings.Cut(repo, "/")
-		d.Repository = repo
-		d.Category = c.Classify(repo)
+		d.Repository = canonicalRepository(r.Repository)
+		ns, _, _ = strings.Cut(d.Repository, "/")
+		d.Category = c.Classify(d.Repository)
 	} else {
 		d.Repository = r.Repository
 	}
@@ -103,43 +105,56 @@ func (c *Compiled) Decide(r Request) Decision {
 		d = d.allow("registryAccess.enabled", "organization %s allows every registry", org)
 	} else if i, ok := c.matcher.Match(r.Host, r.Port); ok {
 		entry = i
-		d = d.allow(fmt.Sprintf("registryAccess.registries[%d]", i), "registry %s is allowed by organization %s", shown, org)
+		d = d.allow(c.rules[i], "registry %s is allowed by organization %s", shown, org)
 	} else {
 		return d.deny("registryAccess", "registry %s is not allowed by organization %s; ask an owner to add it to the allowed registries", shown, org)
 	}
 
 	write := r.Action == ActionPush || r.Action == ActionDelete
 	if write && entry >= 0 && c.access[entry] == AccessPull {
-		return d.deny(fmt.Sprintf("registryAccess.registries[%d].access", entry), "registry %s is pull-only for organization %s; pushing is not allowed", shown, org)
+		return d.deny(c.rules[entry]+".access", "registry %s is pull-only for organization %s; pushing is not allowed", shown, org)
 	}
 	if !hub {
 		return d
 	}
-	image := "docker.io/" + repo
 	if write {
-		if !c.policy.NamespaceAccess.PushOnlyToOrgNamespaces {
-			return d
-		}
-		const rule = "namespaceAccess.pushOnlyToOrgNamespaces"
-		switch {
-		case c.orgNS[ns]:
-			return d.allow(rule, "%s is in a namespace of organization %s", image, org)
-		case r.Owner:
-			return d.allow(ruleOwnerBypass, "%s is outside organization %s's namespaces; owners are exempt", image, org)
-		case c.orgList == "":
-			return d.deny(rule, "pushing to %s is not allowed: organization %s allows pushes on Docker Hub only to its own namespaces, and lists none", image, org)
-		default:
-			return d.deny(rule, "pushing to %s is not allowed: organization %s allows pushes on Docker Hub only to its own namespaces (%s)", image, org, c.orgList)
-		}
+		return c.decidePush(d, r, ns)
 	}
+	return c.decidePull(d, r)
+}
+
+// decidePush applies namespaceAccess to a push or delete on Docker Hub; d
+// already carries the registry decision that allowed the host.
+func (c *Compiled) decidePush(d Decision, r Request, ns string) Decision {
+	if !c.policy.NamespaceAccess.PushOnlyToOrgNamespaces {
+		return d
+	}
+	const rule = "namespaceAccess.pushOnlyToOrgNamespaces"
+	org, image := c.policy.Org, "docker.io/"+d.Repository
+	switch {
+	case c.orgNS[ns]:
+		return d.allow(rule, "%s is in a namespace of organization %s", image, org)
+	case r.Owner:
+		return d.allow(ruleOwnerBypass, "%s is outside organization %s's namespaces; owners are exempt", image, org)
+	case c.orgList == "":
+		return d.deny(rule, "pushing to %s is not allowed: organization %s allows pushes on Docker Hub only to its own namespaces, and lists none", image, org)
+	default:
+		return d.deny(rule, "pushing to %s is not allowed: organization %s allows pushes on Docker Hub only to its own namespaces (%s)", image, org, c.orgList)
+	}
+}
+
+// decidePull applies imageAccess to a pull on Docker Hub: the org's own
+// namespaces, then the allowlist, then the category, then the owner bypass.
+func (c *Compiled) decidePull(d Decision, r Request) Decision {
 	if !c.policy.ImageAccess.Enabled {
 		return d
 	}
+	org, image := c.policy.Org, "docker.io/"+d.Repository
 	rule, restriction := c.categoryRule(d.Category)
 	switch {
 	case d.Category == CategoryOrg:
 		return d.allow("imageAccess.orgNamespaces", "image %s is in a namespace of organization %s", image, org)
-	case c.allowlist[repo]:
+	case c.allowlist[d.Repository]:
 		return d.allow("imageAccess.repositoryAllowlist", "image %s is on the repository allowlist of organization %s", image, org)
 	case restriction == Allowed:
 		return d.allow(rule, "image %s is %s, which organization %s allows", image, categoryPhrase(d.Category), org)

@@ -408,3 +408,16 @@ func TestDecideConcurrent(t *testing.T) {
 	}
 	wg.Wait()
 }
+
+func BenchmarkDecide(b *testing.B) {
+	c := mustCompile(b, examplePolicy())
+	reqs := []Request{
+		{Host: "ghcr.io", Port: 443},
+		{Host: "registry-1.docker.io", Port: 443, Repository: "someone/tool", Action: ActionPull},
+		{Host: "quay.io", Port: 443},
+	}
+	b.ReportAllocs()
+	for i := 0; b.Loop(); i++ {
+		c.Decide(reqs[i%len(reqs)])
+	}
+}

@@ -67,9 +67,9 @@ type decoder struct {
 // fields visits each key of an object node, reporting unknown keys and, at
 // the end, required keys that were absent. visit returns false for a key the
 // schema does not know.
-func (d *decoder) fields(n *node, path string, required []string, visit func(key string, v *node, path string) bool) bool {
+func (d *decoder) fields(n *node, path string, required []string, visit func(key string, v *node, path string) bool) {
 	if !d.want(n, kindObject, path) {
-		return false
+		return
 	}
 	for i, k := range n.keys {
 		if !visit(k, n.vals[i], joinPath(path, k)) {
@@ -81,7 +81,6 @@ func (d *decoder) fields(n *node, path string, required []string, visit func(key
 			d.add(joinPath(path, r), "required")
 		}
 	}
-	return true
 }
 
 // want reports a wrong type at path and returns false.

@@ -6,10 +6,10 @@ import "strings"
 type outcome int
 
 const (
-	match        outcome = iota // entry and input are valid and the entry matches
-	noMatch                     // both valid, no match
-	badEntry                    // the registry entry must be refused
-	badInput                    // the host a client sent must be refused
+	match    outcome = iota // entry and input are valid and the entry matches
+	noMatch                 // both valid, no match
+	badEntry                // the registry entry must be refused
+	badInput                // the host a client sent must be refused
 )
 
 func (o outcome) String() string {
@@ -63,6 +63,7 @@ var hostVectors = []hostVector{
 	{"docker.io", "docker.io\r\nHost: evil.test", "", 0, badInput},
 	{"docker.io", "docker.io\n", "", 0, badInput},
 	{"docker.io", "docker io", "", 0, badInput},
+	{"docker.io", "\xc40", "", 0, badInput}, // invalid UTF-8 must not become U+FFFD and punycode
 	{"docker.io", " docker.io", "", 0, badInput},
 	{"docker.io", "docker.io#evil.test", "", 0, badInput},
 	{"docker.io", "docker.io?x", "", 0, badInput},
@@ -107,7 +108,7 @@ var hostVectors = []hostVector{
 	{"XN--MNCHEN-3YA.DE", "MÜNCHEN.DE", "xn--mnchen-3ya.de", 0, match},
 	{"bücher.example", "xn--bcher-kva.example:443", "xn--bcher-kva.example", 443, match},
 	{"münchen.de", "munchen.de", "munchen.de", 0, noMatch},
-	{"docker.io", "ｄｏｃｋｅｒ.io", "docker.io", 0, match},   // full-width letters map to ASCII
+	{"docker.io", "ｄｏｃｋｅｒ.io", "docker.io", 0, match},      // full-width letters map to ASCII
 	{"docker.io", "docker\u3002io", "docker.io", 0, match}, // ideographic full stop is a dot
 	{"docker.io", "xn--.io", "", 0, badInput},
 	{"docker.io", "xn--a.io", "", 0, badInput},

@@ -55,6 +55,22 @@ type node struct {
 	items []*node
 	keys  []string // object keys in document order
 	vals  []*node
+	index map[string]bool
+}
+
+// setKey appends a key and its value, refusing a duplicate. The index keeps
+// a hostile object with many keys from costing quadratic time.
+func (n *node) setKey(key string, val *node) bool {
+	if n.index == nil {
+		n.index = make(map[string]bool)
+	}
+	if n.index[key] {
+		return false
+	}
+	n.index[key] = true
+	n.keys = append(n.keys, key)
+	n.vals = append(n.vals, val)
+	return true
 }
 
 // maxDepth bounds nesting far above the schema's own depth (4), so hostile
@@ -138,15 +154,13 @@ func jsonValue(dec *json.Decoder, depth int) (*node, error) {
 				if !ok {
 					return nil, fmt.Errorf("object key %v is not a string", kt)
 				}
-				if n.has(key) {
-					return nil, fmt.Errorf("duplicate key %s", quote(key))
-				}
 				val, err := jsonValue(dec, depth+1)
 				if err != nil {
 					return nil, err
 				}
-				n.keys = append(n.keys, key)
-				n.vals = append(n.vals, val)
+				if !n.setKey(key, val) {
+					return nil, fmt.Errorf("duplicate key %s", quote(key))
+				}
 			}
 			if _, err := dec.Token(); err != nil {
 				return nil, err
@@ -158,12 +172,7 @@ func jsonValue(dec *json.Decoder, depth int) (*node, error) {
 }
 
 func (n *node) has(key string) bool {
-	for _, k := range n.keys {
-		if k == key {
-			return true
-		}
-	}
-	return false
+	return n.index[key]
 }
 
 func parseYAML(data []byte) (*node, error) {
@@ -214,15 +223,13 @@ func yamlValue(y *yaml.Node, depth int) (*node, error) {
 			if k.Kind != yaml.ScalarNode || k.ShortTag() != "!!str" {
 				return nil, fmt.Errorf("invalid YAML: line %d: keys must be strings", k.Line)
 			}
-			if n.has(k.Value) {
-				return nil, fmt.Errorf("invalid YAML: line %d: duplicate key %s", k.Line, quote(k.Value))
-			}
 			val, err := yamlValue(v, depth+1)
 			if err != nil {
 				return nil, err
 			}
-			n.keys = append(n.keys, k.Value)
-			n.vals = append(n.vals, val)
+			if !n.setKey(k.Value, val) {
+				return nil, fmt.Errorf("invalid YAML: line %d: duplicate key %s", k.Line, quote(k.Value))
+			}
 		}
 		return n, nil
 	}
