@@ -17,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/spf13/cobra"
 
+	"github.com/regward/regward/internal/console"
 	"github.com/regward/regward/internal/controlplane"
 	"github.com/regward/regward/internal/policy"
 	"github.com/regward/regward/internal/store"
@@ -25,13 +26,15 @@ import (
 )
 
 type serveFlags struct {
-	data, org, listen, database   string
-	tlsCert, tlsKey               string
-	logLevel, logFormat           string
-	maxRegistries                 int
-	retention                     time.Duration
-	gw                            gatewayFlags
-	noGateway                     bool
+	data, org, listen, database string
+	tlsCert, tlsKey             string
+	logLevel, logFormat         string
+	maxRegistries               int
+	retention                   time.Duration
+	gw                          gatewayFlags
+	noGateway                   bool
+	sessionTTL                  time.Duration
+	consoleGateway              string
 }
 
 func newServeCmd() *cobra.Command {
@@ -59,6 +62,8 @@ token in DATA/admin-token.`,
 	fl.IntVar(&f.maxRegistries, "max-registries", policy.DefaultMaxRegistries, "most registry entries an org's policy may hold")
 	fl.DurationVar(&f.retention, "decision-log-retention", 30*24*time.Hour, "how long gateway decisions are kept (e.g. 720h); 0 keeps them forever")
 	fl.BoolVar(&f.noGateway, "no-gateway", false, "do not run the embedded gateway (control-plane replicas behind separate gateways)")
+	fl.DurationVar(&f.sessionTTL, "session-ttl", console.DefaultSessionTTL, "how long a console sign-in lasts")
+	fl.StringVar(&f.consoleGateway, "public-gateway", "", "gateway address clients use (host:port), shown on the console's Setup page")
 	f.gw.register(fl, true)
 	return withConfig(cmd)
 }
@@ -115,8 +120,17 @@ func runServe(ctx context.Context, out io.Writer, f serveFlags) error {
 		return fmt.Errorf("--listen %s: %w", f.listen, err)
 	}
 	warnIfExposed(log, "API and console", apiLn.Addr(), f.tlsCert != "", "--tls-cert/--tls-key")
+	mux := http.NewServeMux()
+	cp.Routes(mux)
+	con, err := console.New(console.Options{
+		Server: cp, Logger: log, Secure: f.tlsCert != "", SessionTTL: f.sessionTTL, Gateway: f.consoleGateway,
+	})
+	if err != nil {
+		return err
+	}
+	con.Routes(mux)
 	srv := &http.Server{
-		Handler:           cp.Handler(),
+		Handler:           mux,
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       30 * time.Second,
 		WriteTimeout:      90 * time.Second, // above the longest long-poll

@@ -1,6 +1,10 @@
 package controlplane
 
-import "github.com/regward/regward/internal/policy"
+import (
+	"errors"
+
+	"github.com/regward/regward/internal/policy"
+)
 
 // Read-only accessors for the admin console, which renders what the API
 // enforces and so needs the same settings.
@@ -20,4 +24,11 @@ func (s *Server) GatewayCA() []byte {
 		return nil
 	}
 	return s.gatewayCA()
+}
+
+// IsBadToken reports whether err from AuthenticateToken means the token is
+// unknown, revoked, expired or no longer tied to a membership, as opposed to
+// a failure to check it.
+func IsBadToken(err error) bool {
+	return errors.Is(err, errBadToken)
 }

@@ -201,7 +201,7 @@ func (t *previewTally) deny(d store.DecisionRecord, dec policy.Decision) {
 	default:
 		t.res.Pulls++
 	}
-	t.hosts[policy.JoinHostPort(d.Host, portOf(d.Port))]++
+	t.hosts[hostLabel(d.Host, d.Port)]++
 	if img := imageName(d); img != "" {
 		t.images[img]++
 	}
@@ -216,11 +216,13 @@ func (t *previewTally) deny(d store.DecisionRecord, dec policy.Decision) {
 	}
 }
 
-func portOf(p int) uint16 {
-	if p > 0 && p <= 65535 {
-		return uint16(p)
+// hostLabel shows a host with its port unless that is HTTPS's, which nearly
+// every registry uses.
+func hostLabel(host string, port int) string {
+	if port <= 0 || port > 65535 || port == 443 {
+		return host
 	}
-	return 0
+	return policy.JoinHostPort(host, uint16(port))
 }
 
 func (t *previewTally) result() PreviewResult {
