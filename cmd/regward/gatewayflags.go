@@ -26,7 +26,7 @@ type gatewayFlags struct {
 	name           string
 }
 
-func (g *gatewayFlags) register(fl *pflag.FlagSet, embedded bool) {
+func (g *gatewayFlags) register(fl *pflag.FlagSet) {
 	fl.StringVar(&g.listen, "proxy-listen", "127.0.0.1:3128", "address of the gateway (forward proxy)")
 	fl.StringArrayVar(&g.resolve, "resolve", nil, "NAME=IP:PORT: dial IP:PORT for NAME instead of resolving it (repeatable)")
 	fl.BoolVar(&g.logAllowed, "log-allowed", false, "record allowed decisions too (denials always are)")

@@ -64,7 +64,7 @@ token in DATA/admin-token.`,
 	fl.BoolVar(&f.noGateway, "no-gateway", false, "do not run the embedded gateway (control-plane replicas behind separate gateways)")
 	fl.DurationVar(&f.sessionTTL, "session-ttl", console.DefaultSessionTTL, "how long a console sign-in lasts")
 	fl.StringVar(&f.consoleGateway, "public-gateway", "", "gateway address clients use (host:port), shown on the console's Setup page")
-	f.gw.register(fl, true)
+	f.gw.register(fl)
 	return withConfig(cmd)
 }
 
@@ -165,9 +165,9 @@ func runServe(ctx context.Context, out io.Writer, f serveFlags) error {
 	}
 	log.Info("control plane listening", "addr", apiLn.Addr().String(), "url", scheme+"://"+apiLn.Addr().String(), "store", kind)
 
-	var gw *embeddedGateway
+	var gw *runningGateway
 	if !f.noGateway {
-		gw, err = startEmbeddedGateway(ctx, log, cp, st, reg, f.gw, errc)
+		gw, err = startEmbeddedGateway(ctx, log, cp, f.org, reg, f.gw, errc)
 		if err != nil {
 			return err
 		}

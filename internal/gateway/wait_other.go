@@ -1,0 +1,9 @@
+//go:build !(linux || darwin || freebsd || netbsd || openbsd)
+
+package gateway
+
+import "net"
+
+// waitReadable is a no-op where the peek is not available: the copy then
+// waits inside io.Copy.
+func waitReadable(net.Conn) error { return nil }
