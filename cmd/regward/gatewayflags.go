@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"fmt"
 	"net"
 	"net/netip"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/spf13/pflag"
 
+	"github.com/regward/regward/internal/gwca"
 	"github.com/regward/regward/internal/policy"
 )
 
@@ -24,6 +26,8 @@ type gatewayFlags struct {
 	tlsKey         string
 	allowAnonymous bool
 	name           string
+	caCert, caKey  string
+	upstreamCA     []string
 }
 
 func (g *gatewayFlags) register(fl *pflag.FlagSet) {
@@ -35,6 +39,9 @@ func (g *gatewayFlags) register(fl *pflag.FlagSet) {
 	fl.StringVar(&g.tlsKey, "proxy-tls-key", "", "private key for --proxy-tls-cert (PEM)")
 	help := "let clients without credentials through as anonymous members of --org (no owner bypass)"
 	fl.BoolVar(&g.allowAnonymous, "allow-anonymous", false, help)
+	fl.StringVar(&g.caCert, "ca-cert", "", "gateway CA certificate (PEM) for TLS inspection; serve creates one in --data when unset")
+	fl.StringVar(&g.caKey, "ca-key", "", "private key of --ca-cert (PEM, mode 0600)")
+	fl.StringArrayVar(&g.upstreamCA, "upstream-ca", nil, "extra CA (PEM file) trusted for registries' certificates, besides the system roots (repeatable)")
 	host, _ := os.Hostname()
 	fl.StringVar(&g.name, "gateway-name", host, "name of this gateway in the decision log")
 }
@@ -120,4 +127,36 @@ func (s *staticPolicy) Policy(_ context.Context, org string) (*policy.Compiled, 
 		return nil, 0, fmt.Errorf("policy for organization %s is unknown: this gateway serves only %s", org, s.org)
 	}
 	return s.compiled, 1, nil
+}
+
+// loadCA returns the gateway CA from --ca-cert/--ca-key, or the one in dir
+// (created there on first use) when dir is set; nil when neither is.
+func (g *gatewayFlags) loadCA(dir string) (*gwca.CA, error) {
+	switch {
+	case (g.caCert == "") != (g.caKey == ""):
+		return nil, fmt.Errorf("--ca-cert and --ca-key go together")
+	case g.caCert != "":
+		return gwca.Load(g.caCert, g.caKey)
+	case dir != "":
+		return gwca.LoadOrCreate(dir, "regward gateway CA")
+	}
+	return nil, nil
+}
+
+// upstreamRoots is the system roots plus every --upstream-ca file.
+func (g *gatewayFlags) upstreamRoots() (*x509.CertPool, error) {
+	pool, err := x509.SystemCertPool()
+	if err != nil || pool == nil {
+		pool = x509.NewCertPool()
+	}
+	for _, f := range g.upstreamCA {
+		pem, err := os.ReadFile(f)
+		if err != nil {
+			return nil, fmt.Errorf("--upstream-ca: %w", err)
+		}
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("--upstream-ca %s: no PEM certificate in it", f)
+		}
+	}
+	return pool, nil
 }

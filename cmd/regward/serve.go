@@ -105,8 +105,13 @@ func runServe(ctx context.Context, out io.Writer, f serveFlags) error {
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	ca, err := f.gw.loadCA(f.data)
+	if err != nil {
+		return err
+	}
 	cp, err := controlplane.New(controlplane.Options{
 		Store: st, Logger: log, Registry: reg, Limits: policy.Limits{MaxRegistries: f.maxRegistries},
+		GatewayCA: ca.CertPEM,
 	})
 	if err != nil {
 		return err
