@@ -25,7 +25,20 @@ type Reference struct {
 // String is the fully qualified reference.
 func (r Reference) String() string {
 	var b strings.Builder
-	b.WriteString(r.Host)
+	if strings.Contains(r.Host, ":") {
+		// An IPv6 literal: without brackets its colons would read as a port.
+		b.WriteByte('[')
+		b.WriteString(r.Host)
+		b.WriteByte(']')
+	} else if r.Port == 0 && r.Host != "localhost" && !strings.Contains(r.Host, ".") {
+		// docker reads a first component without ".", ":" or a port as a
+		// Docker Hub namespace unless it has an uppercase letter, which is
+		// the only way such a registry name got here. Host names are case-
+		// insensitive, so upper case renders the same registry faithfully.
+		b.WriteString(strings.ToUpper(r.Host))
+	} else {
+		b.WriteString(r.Host)
+	}
 	if r.Port != 0 {
 		b.WriteByte(':')
 		b.WriteString(strconv.Itoa(int(r.Port)))
@@ -67,6 +80,13 @@ func ParseReference(s string) (Reference, error) {
 	}
 	if host == "index.docker.io" && port == 0 {
 		host = DockerHub // docker's own legacy alias
+	}
+	// The library split above compares the domain case-sensitively, so
+	// "Docker.IO/nginx" arrives here as "nginx"; once the host is folded to
+	// Docker Hub the name must be folded the same way, or an official image
+	// would be judged as something else.
+	if host == DockerHub && port == 0 && !strings.Contains(r.Repository, "/") {
+		r.Repository = "library/" + r.Repository
 	}
 	r.Host, r.Port = host, port
 	if t, ok := named.(reference.Tagged); ok {
