@@ -443,13 +443,22 @@ func TestSetupCommand(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	// Not signed in: the CA question cannot be answered; say how.
-	out, code := m.regward("", "setup", "docker", "--root", root)
+	// A central gateway, not signed in: whether it inspects TLS cannot be
+	// asked; say how to go on.
+	const central = "https://gw.example.com:3129"
+	out, code := m.regward("", "setup", "docker", "--root", root, "--gateway", central)
 	if code != 1 || !strings.Contains(out, "--ca-file FILE or --no-ca") {
 		t.Fatalf("setup signed out: exit %d\n%s", code, out)
 	}
 
 	m.mustLogin(cp, "acme", "alice", alicePW)
+	out, code = m.regward("", "setup", "docker", "--root", root, "--gateway", central)
+	if code != 0 || !strings.Contains(out, "## /usr/local/share/ca-certificates/regward-gateway-ca.crt (the gateway CA (from "+cp.base+"/api/v1/orgs/acme/gateway-ca.pem)") ||
+		!strings.Contains(out, "-----BEGIN CERTIFICATE-----") || !strings.Contains(out, "update-ca-certificates") {
+		t.Fatalf("setup docker for a central gateway: exit %d\n%s", code, out)
+	}
+
+	// The local agent (the default) needs no CA.
 	out, code = m.regward("", "setup", "docker", "--root", root)
 	if code != 0 {
 		t.Fatalf("setup docker: exit %d\n%s", code, out)
@@ -462,6 +471,7 @@ func TestSetupCommand(t *testing.T) {
 		`Environment="HTTPS_PROXY=http://127.0.0.1:3128"`,
 		`daemon.json keeps its no-proxy list "corp.example"`,
 		"Apply with: sudo regward setup docker --write",
+		"does not inspect TLS, so no CA is installed",
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("setup docker lacks %q:\n%s", want, out)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/url"
 	"os"
 	"os/exec"
 	"strings"
@@ -48,20 +49,32 @@ The daemon is restarted (skip with --no-restart).`,
 
 func runSetup(cmd *cobra.Command, target string, f setupFlags) error {
 	o := client.SetupOptions{Client: target, Gateway: f.gateway, NoProxy: f.noProxy, Root: f.root}
-	agent, _ := client.FindAgent("")
 	if o.Gateway == "" {
+		agent, _ := client.FindAgent("")
 		o.Gateway = "http://127.0.0.1:3128"
 		if agent != nil {
 			o.Gateway = "http://" + agent.State.Listen
 		}
 	}
+	// A loopback proxy without credentials is the local agent, which
+	// tunnels without inspecting TLS: its clients need no CA unless one is
+	// named.
+	local := false
+	if u, err := url.Parse(o.Gateway); err == nil && u.User == nil && client.IsLoopback(u.Hostname()) {
+		local = f.caFile == ""
+	}
 	var err error
-	if o.CA, o.CASource, err = setupCA(cmd.Context(), f); err != nil {
-		return err
+	if !local {
+		if o.CA, o.CASource, err = setupCA(cmd.Context(), f); err != nil {
+			return err
+		}
 	}
 	plan, err := client.PlanSetup(o)
 	if err != nil {
 		return err
+	}
+	if local {
+		plan.Notes = append(plan.Notes, "The agent on "+plan.Gateway+" does not inspect TLS, so no CA is installed (name one with --ca-file).")
 	}
 	redact := client.Redactor(o.Gateway)
 	out := cmd.OutOrStdout()

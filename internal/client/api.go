@@ -178,3 +178,123 @@ func (a *API) Whoami(ctx context.Context) (Whoami, error) {
 	_, err := a.Do(ctx, http.MethodGet, "/api/v1/whoami", nil, &w, nil)
 	return w, err
 }
+
+// RevokeToken revokes the token with this ID (DELETE /api/v1/tokens/{id}).
+func (a *API) RevokeToken(ctx context.Context, id string) error {
+	_, err := a.Do(ctx, http.MethodDelete, "/api/v1/tokens/"+url.PathEscape(id), nil, nil, nil)
+	return err
+}
+
+// Snapshot is what a gateway enforces for one org: its policy, the policy's
+// version, and the effective namespace catalog.
+type Snapshot struct {
+	Org     string         `json:"org"`
+	Version int64          `json:"version"`
+	Policy  policy.Policy  `json:"policy"`
+	Catalog policy.Catalog `json:"catalog"`
+}
+
+// GetSnapshot returns org's current snapshot. With after > 0 and wait > 0 it
+// long-polls: changed is false when no version above after appeared in time.
+func (a *API) GetSnapshot(ctx context.Context, org string, after int64, wait time.Duration) (snap Snapshot, changed bool, err error) {
+	path := "/api/v1/orgs/" + url.PathEscape(org) + "/snapshot"
+	q := url.Values{}
+	if after > 0 {
+		q.Set("after", strconv.FormatInt(after, 10))
+	}
+	if wait > 0 {
+		q.Set("wait", wait.String())
+	}
+	if len(q) > 0 {
+		path += "?" + q.Encode()
+	}
+	resp, err := a.Do(ctx, http.MethodGet, path, nil, &snap, nil)
+	if err != nil {
+		return Snapshot{}, false, err
+	}
+	if resp.StatusCode == http.StatusNotModified {
+		return Snapshot{}, false, nil
+	}
+	if snap.Org != org {
+		return Snapshot{}, false, fmt.Errorf("GET %s: the server answered with the snapshot of organization %q", path, snap.Org)
+	}
+	return snap, true, nil
+}
+
+// CheckResult is the control plane's answer to POST /check: the decision
+// and the reference it was made for.
+type CheckResult struct {
+	policy.Decision
+	Image   string `json:"image"`
+	User    string `json:"user"`
+	Action  string `json:"action"`
+	Version int64  `json:"version"`
+}
+
+// Check asks how org's current policy treats image for user ("" for the
+// token's user) doing action ("" for pull).
+func (a *API) Check(ctx context.Context, org, image, user, action string) (CheckResult, error) {
+	req := map[string]string{"image": image}
+	if user != "" {
+		req["user"] = user
+	}
+	if action != "" {
+		req["action"] = action
+	}
+	var res CheckResult
+	_, err := a.Do(ctx, http.MethodPost, "/api/v1/orgs/"+url.PathEscape(org)+"/check", req, &res, nil)
+	return res, err
+}
+
+// GatewayCA returns the installation's gateway CA in PEM, or nil when TLS
+// inspection is not set up (the API answers 404).
+func (a *API) GatewayCA(ctx context.Context, org string) ([]byte, error) {
+	if a.Server == "" {
+		return nil, errors.New("no server: pass --server or run `regward login`")
+	}
+	path := "/api/v1/orgs/" + url.PathEscape(org) + "/gateway-ca.pem"
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimRight(a.Server, "/")+path, nil)
+	if err != nil {
+		return nil, err
+	}
+	if a.Token != "" {
+		req.Header.Set("Authorization", "Bearer "+a.Token)
+	}
+	resp, err := a.httpClient().Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("GET %s: %w", path, err)
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if err != nil {
+		return nil, fmt.Errorf("GET %s: read answer: %w", path, err)
+	}
+	switch {
+	case resp.StatusCode == http.StatusNotFound:
+		return nil, nil
+	case resp.StatusCode >= 400:
+		pe := &ProblemError{Status: resp.StatusCode, Title: http.StatusText(resp.StatusCode)}
+		if json.Unmarshal(data, pe) != nil || pe.Status == 0 {
+			pe.Status, pe.Detail = resp.StatusCode, strings.TrimSpace(string(data))
+		}
+		return nil, pe
+	}
+	if !bytes.Contains(data, []byte("-----BEGIN CERTIFICATE-----")) {
+		return nil, fmt.Errorf("GET %s: the answer is not a PEM certificate", path)
+	}
+	return data, nil
+}
+
+// Unreachable reports whether err means the server could not be reached at
+// all (as opposed to an answer that refused the request).
+func Unreachable(err error) bool {
+	if err == nil {
+		return false
+	}
+	var pe *ProblemError
+	if errors.As(err, &pe) {
+		return pe.Status == http.StatusBadGateway || pe.Status == http.StatusServiceUnavailable || pe.Status == http.StatusGatewayTimeout
+	}
+	var ue *url.Error
+	return errors.As(err, &ue)
+}

@@ -72,6 +72,11 @@ type followed struct {
 	cachedAt  atomic.Int64  // unix nanos: the confirmation time in the cache file
 	started   bool          // guarded by Follower.mu
 	firstDone chan struct{} // closed after the first attempt to fetch
+	firstOnce sync.Once
+}
+
+func (o *followed) fetchedOnce() {
+	o.firstOnce.Do(func() { close(o.firstDone) })
 }
 
 // snapshot is one compiled policy version and the document it came from
@@ -160,7 +165,11 @@ func (f *Follower) Close() error {
 }
 
 func (f *Follower) startLocked(o *followed) {
-	if o.started || f.closed {
+	if f.closed {
+		o.fetchedOnce() // nothing will fetch it: do not make Policy wait
+		return
+	}
+	if o.started {
 		return
 	}
 	o.started = true
@@ -178,7 +187,7 @@ func (f *Follower) Policy(ctx context.Context, org string) (*policy.Compiled, in
 	}
 	f.mu.RLock()
 	o := f.orgs[org]
-	started := o != nil && o.started
+	started := o != nil && (o.started || f.closed)
 	f.mu.RUnlock()
 	if !started {
 		var err error
@@ -234,13 +243,7 @@ func (f *Follower) startFollowing(org string) (*followed, error) {
 // request asks for the current snapshot whatever the cache holds, so that a
 // control plane whose versions went back (a restored database) is followed.
 func (f *Follower) follow(o *followed) {
-	defer func() {
-		select {
-		case <-o.firstDone:
-		default:
-			close(o.firstDone)
-		}
-	}()
+	defer o.fetchedOnce()
 	var after int64
 	backoff := time.Duration(0)
 	first := true
@@ -272,10 +275,15 @@ func (f *Follower) follow(o *followed) {
 			o.confirmed.Store(now.UnixNano())
 			// The cache file learns of confirmations now and then, so that
 			// a restart does not count the TTL from the last change.
-			if s := o.snap.Load(); s != nil && now.Sub(time.Unix(0, o.cachedAt.Load())) > f.cfg.TTL/24 {
+			s := o.snap.Load()
+			if s != nil && now.Sub(time.Unix(0, o.cachedAt.Load())) > f.cfg.TTL/24 {
 				f.writeCache(o, s.doc, now)
 			}
-			o.lastErr.Store(nil)
+			if s != nil {
+				// Without a snapshot the last error (a policy that did not
+				// compile) is still why the org is unknown.
+				o.lastErr.Store(nil)
+			}
 			backoff = 0
 			if cpVersion < after {
 				f.log.Warn("control plane holds an older policy version than this gateway; refetching", "org", o.org, "have", after, "control_plane", cpVersion)
@@ -284,7 +292,7 @@ func (f *Follower) follow(o *followed) {
 		}
 		if first {
 			first = false
-			close(o.firstDone)
+			o.fetchedOnce()
 		}
 		if backoff > 0 {
 			select {

@@ -177,6 +177,9 @@ func TestFollowerErrors(t *testing.T) {
 	cp := newFakeCP(t)
 	cp.apply(testOrg, "a.test")
 	f := newTestFollower(t, FollowerConfig{ControlPlanes: []string{cp.srv.URL}})
+	if _, _, err := f.Policy(context.Background(), testOrg); err != nil {
+		t.Fatal(err)
+	}
 	_, _, err := f.Policy(context.Background(), "nope")
 	if err == nil || err.Error() != "policy for organization nope is unknown: the control plane knows no organization nope" {
 		t.Fatalf("unknown org: %v", err)
@@ -189,6 +192,15 @@ func TestFollowerErrors(t *testing.T) {
 	_, _, err = bad.Policy(context.Background(), testOrg)
 	if err == nil || !strings.Contains(err.Error(), "invalid token") {
 		t.Fatalf("bad gateway token: %v", err)
+	}
+	// After Close, known orgs are still answered and new ones fail at once.
+	f.Close()
+	if _, v, err := f.Policy(context.Background(), testOrg); err != nil || v != 1 {
+		t.Fatalf("known org after Close: v%d %v", v, err)
+	}
+	start := time.Now()
+	if _, _, err := f.Policy(context.Background(), "newcomer"); err == nil || time.Since(start) > time.Second {
+		t.Fatalf("new org after Close: %v after %v", err, time.Since(start))
 	}
 	for _, cfg := range []FollowerConfig{
 		{Token: gatewayToken},

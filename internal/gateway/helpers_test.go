@@ -212,7 +212,7 @@ func (w *syncBuffer) String() string {
 // denied.test and other.test, and a plain-HTTP origin for plain.test and
 // plain-denied.test. alice is a member of acme, olivia an owner.
 type env struct {
-	t        *testing.T
+	t        testing.TB
 	ca       *testCA
 	gw       *Gateway
 	addr     string // gateway 127.0.0.1:PORT
@@ -238,7 +238,7 @@ const (
 )
 
 // newEnv starts an env; tweak adjusts the gateway's Config first.
-func newEnv(t *testing.T, tweak func(*Config)) *env {
+func newEnv(t testing.TB, tweak func(*Config)) *env {
 	t.Helper()
 	e := &env{t: t, ca: newTestCA(t), sink: &sink{}, reg: prometheus.NewRegistry(), logs: &syncBuffer{}}
 	e.origin = httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

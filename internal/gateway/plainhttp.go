@@ -73,12 +73,12 @@ func parseProxyURL(target string) (*url.URL, string, uint16, error) {
 // whether the connection may carry another request.
 func (g *Gateway) handleHTTP(cc *clientConn, br *bufio.Reader, head *requestHead) bool {
 	started := time.Now()
-	g.m.requests.WithLabelValues("http").Inc()
 	u, host, port, err := parseProxyURL(head.target)
 	if err != nil {
 		g.headError(cc, err)
 		return false
 	}
+	g.m.requests.WithLabelValues("http").Inc()
 	ctx, cancel := g.requestContext()
 	id, ok := g.identify(ctx, cc, head)
 	if !ok {

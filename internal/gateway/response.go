@@ -81,7 +81,11 @@ type closeWriter interface{ CloseWrite() error }
 // response before the client reads it.
 func lingeringClose(c net.Conn) {
 	defer c.Close()
-	if cw, ok := c.(closeWriter); ok {
+	raw := c
+	if cc, ok := c.(*clientConn); ok {
+		raw = cc.Conn
+	}
+	if cw, ok := raw.(closeWriter); ok {
 		if cw.CloseWrite() != nil {
 			return
 		}

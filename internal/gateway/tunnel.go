@@ -52,12 +52,12 @@ func parseConnectTarget(target string) (string, uint16, error) {
 // connection (and br) for a tunnel; otherwise the caller closes both.
 func (g *Gateway) handleConnect(cc *clientConn, br *bufio.Reader, head *requestHead) bool {
 	started := time.Now()
-	g.m.requests.WithLabelValues("connect").Inc()
 	host, port, err := parseConnectTarget(head.target)
 	if err != nil {
 		g.headError(cc, err)
 		return false
 	}
+	g.m.requests.WithLabelValues("connect").Inc()
 	ctx, cancel := g.requestContext()
 	defer cancel()
 	id, ok := g.identify(ctx, cc, head)
@@ -77,10 +77,15 @@ func (g *Gateway) handleConnect(cc *clientConn, br *bufio.Reader, head *requestH
 	if c.Inspect(host, port) {
 		g.log.Debug("image-level rules apply to this host but no inspection is configured; tunnelling", "org", id.Org, "host", host)
 	}
+	return g.openTunnel(ctx, cc, br, req)
+}
 
-	up, err := g.dialUpstream(ctx, host, port)
+// openTunnel connects an allowed CONNECT to its upstream, checks the
+// ClientHello and starts copying. It reports whether the tunnel runs.
+func (g *Gateway) openTunnel(ctx context.Context, cc *clientConn, br *bufio.Reader, req TunnelRequest) bool {
+	up, err := g.dialUpstream(ctx, req.Host, req.Port)
 	if err != nil {
-		g.dialFailed(cc, id, host, err)
+		g.dialFailed(cc, req.Identity, req.Host, err)
 		return false
 	}
 	g.setUpstream(cc, up)
@@ -89,21 +94,8 @@ func (g *Gateway) handleConnect(cc *clientConn, br *bufio.Reader, head *requestH
 		return false
 	}
 	cc.SetReadDeadline(time.Now().Add(g.headerTimeout))
-	raw, sni, err := readClientHello(br)
-	if err != nil {
-		switch {
-		case errors.Is(err, errNotTLS):
-			g.record(id, http.MethodConnect, host, port, policy.Decision{Host: host, Rule: ruleTunnelTLS,
-				Reason: "the tunnel to " + policy.JoinHostPort(host, port) + " did not start with TLS; tunnels carry TLS only"})
-		case errors.Is(err, os.ErrDeadlineExceeded):
-			g.log.Debug("no ClientHello in time", "org", id.Org, "user", id.User, "host", host)
-		default:
-			g.log.Debug("read ClientHello", "org", id.Org, "user", id.User, "host", host, "err", err)
-		}
-		return false
-	}
-	if reason, ok := checkServerName(host, port, sni); !ok {
-		g.record(id, http.MethodConnect, host, port, policy.Decision{Host: host, Rule: ruleTunnelServerName, Reason: reason})
+	raw, ok := g.checkHello(br, req)
+	if !ok {
 		return false
 	}
 	// What the client sent so far goes upstream first, then the reader goes
@@ -125,6 +117,31 @@ func (g *Gateway) handleConnect(cc *clientConn, br *bufio.Reader, head *requestH
 	up.SetDeadline(time.Time{})
 	g.startTunnel(cc, up)
 	return true
+}
+
+// checkHello reads the tunnel's ClientHello and checks its server name;
+// refusals are recorded as denials. It returns the hello's bytes.
+func (g *Gateway) checkHello(br *bufio.Reader, req TunnelRequest) ([]byte, bool) {
+	id, host, port := req.Identity, req.Host, req.Port
+	raw, sni, err := readClientHello(br)
+	switch {
+	case err == nil:
+	case errors.Is(err, errNotTLS):
+		g.record(id, http.MethodConnect, host, port, policy.Decision{Host: host, Rule: ruleTunnelTLS,
+			Reason: "the tunnel to " + policy.JoinHostPort(host, port) + " did not start with TLS; tunnels carry TLS only"})
+		return nil, false
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		g.log.Debug("no ClientHello in time", "org", id.Org, "user", id.User, "host", host)
+		return nil, false
+	default:
+		g.log.Debug("read ClientHello", "org", id.Org, "user", id.User, "host", host, "err", err)
+		return nil, false
+	}
+	if reason, ok := checkServerName(host, port, sni); !ok {
+		g.record(id, http.MethodConnect, host, port, policy.Decision{Host: host, Rule: ruleTunnelServerName, Reason: reason})
+		return nil, false
+	}
+	return raw, true
 }
 
 // checkServerName refuses a ClientHello that names a host other than the
