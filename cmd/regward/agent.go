@@ -1,6 +1,8 @@
 package main
 
 import (
+	"fmt"
+	"net/url"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -12,6 +14,7 @@ type agentFlags struct {
 	listen, registryJSON, logLevel, logFormat string
 	resolve                                   []string
 	ttl                                       time.Duration
+	upstream                                  string
 }
 
 func newAgentCmd() *cobra.Command {
@@ -38,8 +41,15 @@ organization: run ` + "`regward login`" + `".`,
 			if err != nil {
 				return err
 			}
+			var upstream *url.URL
+			if f.upstream != "" {
+				if upstream, err = url.Parse(f.upstream); err != nil {
+					return fmt.Errorf("--upstream-gateway %q: %w", f.upstream, err)
+				}
+			}
 			a, err := agent.New(agent.Config{
 				Listen: f.listen, RegistryJSON: f.registryJSON, TTL: f.ttl, Resolve: resolve, Logger: log,
+				UpstreamGateway: upstream,
 			})
 			if err != nil {
 				return err
@@ -51,6 +61,7 @@ organization: run ` + "`regward login`" + `".`,
 	fl.StringVar(&f.listen, "listen", agent.DefaultListen, "proxy address (loopback only)")
 	fl.DurationVar(&f.ttl, "policy-ttl", agent.DefaultTTL, "how long the cached policy is enforced while the control plane is out of reach")
 	fl.StringArrayVar(&f.resolve, "resolve", nil, "NAME=IP:PORT: dial IP:PORT for NAME instead of resolving it (repeatable)")
+	fl.StringVar(&f.upstream, "upstream-gateway", "", "chain allowed requests to this central gateway (http[s]://host:port); your sign-in is its credential")
 	fl.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
 	fl.StringVar(&f.logFormat, "log-format", "text", "text or json")
 	registryJSONFlag(cmd, &f.registryJSON)

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"sync"
 	"time"
@@ -48,6 +49,10 @@ type Config struct {
 	HTTP   *http.Client // to the control plane; nil: the Follower's own
 	Logger *slog.Logger
 	Name   string // this agent in logs; "": "agent"
+	// UpstreamGateway chains allowed requests to a central gateway; the
+	// signed-in user's name and token become its proxy credentials unless
+	// the URL carries its own.
+	UpstreamGateway *url.URL
 }
 
 // Agent is the local gateway. Create it with New and run it with Run.

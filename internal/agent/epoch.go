@@ -10,6 +10,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"sync"
 
@@ -140,6 +141,13 @@ func (a *Agent) newEpoch(ctx context.Context, sess client.Session, reason string
 		cfg.Auth = sessionAuth{sess: sess}
 		cfg.Policies = ep.follow
 		cfg.AllowAnonymous, cfg.AnonymousOrg = true, sess.Org
+		if u := a.cfg.UpstreamGateway; u != nil {
+			up := *u
+			if up.User == nil {
+				up.User = url.UserPassword(sess.Username, sess.Token)
+			}
+			cfg.Upstream = &up
+		}
 	}
 	gw, err := gateway.New(cfg)
 	if err != nil {

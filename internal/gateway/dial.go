@@ -65,6 +65,9 @@ func (e *dialError) Unwrap() error { return e.err }
 // gateway's own resolution: an override, the IP literal itself, or the
 // resolver. It never dials an address the client chose.
 func (g *Gateway) dialUpstream(ctx context.Context, host string, port uint16) (net.Conn, error) {
+	if g.cfg.Upstream != nil {
+		return g.dialViaUpstream(ctx, host, port)
+	}
 	ctx, cancel := context.WithTimeout(ctx, dialTimeout)
 	defer cancel()
 	shown := policy.JoinHostPort(host, port)

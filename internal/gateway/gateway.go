@@ -2,12 +2,14 @@ package gateway
 
 import (
 	"context"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -84,6 +86,12 @@ type Config struct {
 	// request-level checks (TLS inspection). nil: every allowed tunnel is
 	// passed through untouched.
 	Interceptor Interceptor
+	// Upstream chains every allowed request to another gateway (a central
+	// one) instead of dialing the registry; its userinfo becomes the
+	// Proxy-Authorization sent there. Resolve does not apply then.
+	Upstream *url.URL
+	// UpstreamRoots verifies an https:// Upstream; nil: system roots.
+	UpstreamRoots *x509.CertPool
 }
 
 // Gateway is the forward proxy. Create it with New, run it with Serve and
@@ -146,6 +154,9 @@ func New(cfg Config) (*Gateway, error) {
 	}
 	if cfg.MaxConns < 0 || cfg.HeaderTimeout < 0 || cfg.IdleTimeout < 0 || cfg.MaxHeaderBytes < 0 {
 		return nil, errors.New("gateway: MaxConns, HeaderTimeout, IdleTimeout and MaxHeaderBytes must not be negative")
+	}
+	if err := checkUpstream(cfg.Upstream); err != nil {
+		return nil, fmt.Errorf("gateway: %w", err)
 	}
 	resolve, err := parseResolve(cfg.Resolve)
 	if err != nil {

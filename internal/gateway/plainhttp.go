@@ -3,6 +3,7 @@ package gateway
 import (
 	"bufio"
 	"bytes"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -19,6 +20,19 @@ import (
 )
 
 func (g *Gateway) newTransport() *http.Transport {
+	if u := g.cfg.Upstream; u != nil {
+		// Plain HTTP goes to the upstream gateway as a proxy request; the
+		// transport sends u's userinfo as Proxy-Authorization.
+		return &http.Transport{
+			Proxy:                  http.ProxyURL(u),
+			TLSClientConfig:        &tls.Config{RootCAs: g.cfg.UpstreamRoots, MinVersion: tls.VersionTLS12},
+			MaxIdleConns:           100,
+			IdleConnTimeout:        90 * time.Second,
+			ResponseHeaderTimeout:  2 * time.Minute,
+			DisableCompression:     true,
+			MaxResponseHeaderBytes: 1 << 20,
+		}
+	}
 	return &http.Transport{
 		Proxy:                  nil, // never chain to the environment's proxy
 		DialContext:            g.dialForTransport,
