@@ -56,6 +56,10 @@ func Bootstrap(ctx context.Context, st store.Store, s *Server, org, password str
 		return FirstRun{}, fmt.Errorf("seed namespace catalog: %w", err)
 	}
 	if err := CreateOrgWithOwner(ctx, st, org, AdminUser, "regward", now); err != nil {
+		if errors.Is(err, store.ErrExists) {
+			// Another replica on the same database bootstrapped first.
+			return FirstRun{}, nil
+		}
 		return FirstRun{}, err
 	}
 	tok, err := s.IssueToken(ctx, "regward", AdminUser, org, store.TokenPersonal, "admin-token (first run)", 0)

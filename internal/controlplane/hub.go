@@ -2,8 +2,10 @@ package controlplane
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"net/http"
 	"sync"
 
 	"github.com/regward/regward/internal/policy"
@@ -23,6 +25,81 @@ type orgState struct {
 	changed  chan struct{} // closed and replaced when version goes up
 	compiled *policy.Compiled
 	compVer  int64 // version of compiled
+
+	view     *orgView      // encoded policy and snapshot of one version
+	building chan struct{} // closed when the view being built is ready
+}
+
+// orgView is an org's policy and snapshot encoded once per version, so that
+// many long-polls woken by one change cost one database read between them.
+type orgView struct {
+	version  int64
+	policy   []byte // JSON of the policy document
+	snapshot []byte // JSON of the Snapshot
+}
+
+func (v *orgView) write(w http.ResponseWriter, body []byte) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.Header().Set("ETag", etag(v.version))
+	_, _ = w.Write(body)
+}
+
+// currentView returns the encoded policy and snapshot of org at the latest
+// version this replica knows of, reading the store at most once per version
+// however many requests ask at the same moment.
+func (s *Server) currentView(ctx context.Context, org string) (*orgView, error) {
+	for {
+		s.hub.mu.Lock()
+		st := s.hub.stateLocked(org)
+		if v := st.view; v != nil && v.version >= st.version {
+			s.hub.mu.Unlock()
+			return v, nil
+		}
+		if wait := st.building; wait != nil {
+			s.hub.mu.Unlock()
+			select {
+			case <-wait:
+				continue
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			}
+		}
+		done := make(chan struct{})
+		st.building = done
+		s.hub.mu.Unlock()
+
+		v, err := s.buildView(ctx, org)
+
+		s.hub.mu.Lock()
+		st.building = nil
+		if err == nil && (st.view == nil || v.version >= st.view.version) {
+			st.view = v
+		}
+		s.hub.mu.Unlock()
+		close(done)
+		if err != nil {
+			return nil, err
+		}
+		s.hub.publish(org, v.version)
+		return v, nil
+	}
+}
+
+func (s *Server) buildView(ctx context.Context, org string) (*orgView, error) {
+	snap, err := s.snapshot(ctx, org)
+	if err != nil {
+		return nil, err
+	}
+	pol, err := json.MarshalIndent(snap.Policy, "", "  ")
+	if err != nil {
+		return nil, err
+	}
+	all, err := json.Marshal(snap)
+	if err != nil {
+		return nil, err
+	}
+	return &orgView{version: snap.Version, policy: append(pol, '\n'), snapshot: append(all, '\n')}, nil
 }
 
 func (h *hub) stateLocked(org string) *orgState {

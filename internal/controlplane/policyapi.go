@@ -132,10 +132,11 @@ func parseETag(h string) (int64, bool) {
 	return v, err == nil && v > 0
 }
 
-// waitForVersion implements the long-poll: it returns the org's policy
-// record as soon as its version is above after, or the current record when
-// wait runs out (changed false).
-func (s *Server) waitForVersion(ctx context.Context, org string, after int64, wait time.Duration) (store.PolicyRecord, bool, error) {
+// waitForVersion implements the long-poll: it returns as soon as this
+// replica knows of a version of org above after (true), or when wait runs
+// out (false). Waiting costs no database work: the hub learns of versions
+// from local applies and, with PostgreSQL, from other replicas' NOTIFYs.
+func (s *Server) waitForVersion(ctx context.Context, org string, after int64, wait time.Duration) (bool, error) {
 	if wait > s.maxWait {
 		wait = s.maxWait
 	}
@@ -143,22 +144,23 @@ func (s *Server) waitForVersion(ctx context.Context, org string, after int64, wa
 	defer timer.Stop()
 	s.metrics.longPolls.Inc()
 	defer s.metrics.longPolls.Dec()
+	if s.hub.known(org) == 0 {
+		// Nothing learnt about this org yet: read its version once.
+		if _, err := s.currentView(ctx, org); err != nil {
+			return false, err
+		}
+	}
 	for {
 		ch := s.hub.watch(org)
-		rec, err := s.store.GetPolicy(ctx, org)
-		if err != nil {
-			return rec, false, err
-		}
-		if rec.Version > after {
-			s.hub.publish(org, rec.Version)
-			return rec, true, nil
+		if s.hub.known(org) > after {
+			return true, nil
 		}
 		select {
 		case <-ch:
 		case <-timer.C:
-			return rec, false, nil
+			return false, nil
 		case <-ctx.Done():
-			return rec, false, ctx.Err()
+			return false, ctx.Err()
 		}
 	}
 }
@@ -185,49 +187,42 @@ func pollParams(r *http.Request) (after int64, wait time.Duration, err error) {
 }
 
 // currentOrWait serves the conditional GET and long-poll logic shared by
-// /policy and /snapshot: nil record means 304.
-func (s *Server) currentOrWait(w http.ResponseWriter, r *http.Request, org string) (*store.PolicyRecord, error) {
+// /policy and /snapshot: a nil view means 304 was answered.
+func (s *Server) currentOrWait(w http.ResponseWriter, r *http.Request, org string) (*orgView, error) {
 	after, wait, err := pollParams(r)
 	if err != nil {
 		return nil, err
 	}
-	if wait > 0 {
-		rec, changed, err := s.waitForVersion(r.Context(), org, after, wait)
-		if err != nil {
-			return nil, err
-		}
-		if !changed {
-			w.Header().Set("ETag", etag(rec.Version))
-			w.WriteHeader(http.StatusNotModified)
-			return nil, nil
-		}
-		return &rec, nil
-	}
-	// The hot path of gateways and agents polling without long-poll: a
-	// matching ETag is answered from the version this replica follows,
-	// without touching the database.
-	inm, hasINM := parseETag(r.Header.Get("If-None-Match"))
-	if hasINM && inm == s.hub.known(org) {
-		w.Header().Set("ETag", etag(inm))
+	notModified := func(v int64) (*orgView, error) {
+		w.Header().Set("ETag", etag(v))
 		w.WriteHeader(http.StatusNotModified)
 		return nil, nil
 	}
-	rec, err := s.store.GetPolicy(r.Context(), org)
+	if wait > 0 {
+		changed, err := s.waitForVersion(r.Context(), org, after, wait)
+		if err != nil {
+			return nil, s.storeErr(err, "organization "+org)
+		}
+		if !changed {
+			return notModified(max(after, s.hub.known(org)))
+		}
+	} else if inm, ok := parseETag(r.Header.Get("If-None-Match")); ok && inm == s.hub.known(org) {
+		// The hot path of gateways and agents polling without long-poll: a
+		// matching ETag is answered from the version this replica follows,
+		// without touching the database.
+		return notModified(inm)
+	}
+	v, err := s.currentView(r.Context(), org)
 	if err != nil {
 		return nil, s.storeErr(err, "organization "+org)
 	}
-	s.hub.publish(org, rec.Version)
-	if hasINM && inm == rec.Version {
-		w.Header().Set("ETag", etag(rec.Version))
-		w.WriteHeader(http.StatusNotModified)
-		return nil, nil
+	if inm, ok := parseETag(r.Header.Get("If-None-Match")); ok && inm == v.version {
+		return notModified(v.version)
 	}
-	if after > 0 && rec.Version <= after {
-		w.Header().Set("ETag", etag(rec.Version))
-		w.WriteHeader(http.StatusNotModified)
-		return nil, nil
+	if after > 0 && v.version <= after {
+		return notModified(v.version)
 	}
-	return &rec, nil
+	return v, nil
 }
 
 func (s *Server) handleGetPolicy(w http.ResponseWriter, r *http.Request) {
@@ -236,16 +231,15 @@ func (s *Server) handleGetPolicy(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
-	rec, err := s.currentOrWait(w, r, org)
-	if err != nil || rec == nil {
+	v, err := s.currentOrWait(w, r, org)
+	if err != nil || v == nil {
 		if err != nil {
 			writeError(w, err)
 		}
 		return
 	}
-	w.Header().Set("ETag", etag(rec.Version))
-	w.Header().Set("Regward-Policy-Version", strconv.FormatInt(rec.Version, 10))
-	writeJSON(w, http.StatusOK, rec.Policy)
+	w.Header().Set("Regward-Policy-Version", strconv.FormatInt(v.version, 10))
+	v.write(w, v.policy)
 }
 
 func (s *Server) handleSnapshot(w http.ResponseWriter, r *http.Request) {
@@ -254,20 +248,14 @@ func (s *Server) handleSnapshot(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
-	rec, err := s.currentOrWait(w, r, org)
-	if err != nil || rec == nil {
+	v, err := s.currentOrWait(w, r, org)
+	if err != nil || v == nil {
 		if err != nil {
 			writeError(w, err)
 		}
 		return
 	}
-	cat, err := s.effectiveCatalog(r.Context(), org)
-	if err != nil {
-		writeError(w, err)
-		return
-	}
-	w.Header().Set("ETag", etag(rec.Version))
-	writeJSON(w, http.StatusOK, Snapshot{Org: org, Version: rec.Version, Policy: rec.Policy, Catalog: cat})
+	v.write(w, v.snapshot)
 }
 
 func expectedVersion(r *http.Request) (int64, error) {

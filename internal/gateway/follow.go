@@ -309,10 +309,12 @@ func (f *Follower) follow(o *followed) {
 // (or after when it sent none).
 func (f *Follower) fetch(org string, after int64) (*snapshotDoc, int64, error) {
 	wait := f.cfg.PollWait
-	ctx, cancel := context.WithTimeout(f.ctx, wait+pollTimeout)
+	// Each replica gets wait plus a margin; the whole fetch may try them all.
+	attempt := wait + pollTimeout
+	ctx, cancel := context.WithTimeout(f.ctx, time.Duration(len(f.cp.bases))*attempt)
 	defer cancel()
 	path := "/api/v1/orgs/" + url.PathEscape(org) + "/snapshot?after=" + strconv.FormatInt(after, 10) + "&wait=" + wait.String()
-	resp, err := f.cp.do(ctx, http.MethodGet, path, nil)
+	resp, err := f.cp.do(ctx, http.MethodGet, path, nil, attempt)
 	if err != nil {
 		return nil, 0, err
 	}

@@ -58,9 +58,12 @@ func newCPClient(urls []string, token string, hc *http.Client) (*cpClient, error
 }
 
 // do sends a request to the replicas in turn, starting with the one that
-// answered last, until one answers with a status below 500. The caller
+// answered last, until one answers with a status below 500. Each attempt
+// has its own deadline (attempt), so a replica that accepts connections but
+// never answers (hung, or stopped with SIGSTOP) costs one attempt, not the
+// caller's whole budget; a failed replica is skipped next time. The caller
 // closes the returned body.
-func (c *cpClient) do(ctx context.Context, method, pathAndQuery string, body []byte) (*http.Response, error) {
+func (c *cpClient) do(ctx context.Context, method, pathAndQuery string, body []byte, attempt time.Duration) (*http.Response, error) {
 	start := int(c.cur.Load())
 	var errs []error
 	for i := range c.bases {
@@ -70,8 +73,10 @@ func (c *cpClient) do(ctx context.Context, method, pathAndQuery string, body []b
 		if body != nil {
 			rd = bytes.NewReader(body)
 		}
-		req, err := http.NewRequestWithContext(ctx, method, base.String()+pathAndQuery, rd)
+		actx, cancel := context.WithTimeout(ctx, attempt)
+		req, err := http.NewRequestWithContext(actx, method, base.String()+pathAndQuery, rd)
 		if err != nil {
+			cancel()
 			return nil, fmt.Errorf("build request: %w", err)
 		}
 		req.Header.Set("Authorization", "Bearer "+c.token)
@@ -82,18 +87,33 @@ func (c *cpClient) do(ctx context.Context, method, pathAndQuery string, body []b
 		resp, err := c.hc.Do(req)
 		if err == nil && resp.StatusCode < 500 {
 			c.cur.Store(int32(idx))
+			resp.Body = &cancelOnClose{ReadCloser: resp.Body, cancel: cancel}
 			return resp, nil
 		}
 		if err == nil {
 			err = fmt.Errorf("%s: %w", base.Host, problemError(resp))
 			resp.Body.Close()
 		}
+		cancel()
+		c.cur.CompareAndSwap(int32(idx), int32((idx+1)%len(c.bases)))
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
 		}
 		errs = append(errs, err)
 	}
 	return nil, fmt.Errorf("no control plane answered: %w", errors.Join(errs...))
+}
+
+// cancelOnClose ends an attempt's context when its body is closed.
+type cancelOnClose struct {
+	io.ReadCloser
+	cancel context.CancelFunc
+}
+
+func (c *cancelOnClose) Close() error {
+	err := c.ReadCloser.Close()
+	c.cancel()
+	return err
 }
 
 // problemError turns an error response (application/problem+json) into an
@@ -136,7 +156,7 @@ func (a *RemoteAuthenticator) Authenticate(ctx context.Context, username, token 
 	}
 	ctx, cancel := context.WithTimeout(ctx, backendTimeout)
 	defer cancel()
-	resp, err := a.cp.do(ctx, http.MethodPost, "/api/v1/gateway/authenticate", body)
+	resp, err := a.cp.do(ctx, http.MethodPost, "/api/v1/gateway/authenticate", body, attemptTimeout)
 	if err != nil {
 		return Identity{}, fmt.Errorf("authenticate %q: %w", username, err)
 	}
@@ -192,7 +212,7 @@ func (w *RemoteDecisionWriter) WriteDecisions(ctx context.Context, ds []store.De
 		if err != nil {
 			return fmt.Errorf("encode decisions: %w", err)
 		}
-		resp, err := w.cp.do(ctx, http.MethodPost, "/api/v1/gateway/decisions", body)
+		resp, err := w.cp.do(ctx, http.MethodPost, "/api/v1/gateway/decisions", body, attemptTimeout)
 		if err != nil {
 			return fmt.Errorf("upload %d decisions: %w", len(part), err)
 		}
@@ -209,5 +229,9 @@ func (w *RemoteDecisionWriter) WriteDecisions(ctx context.Context, ds []store.De
 }
 
 // pollTimeout is how long a long-poll may take beyond the wait it asked
-// for before the gateway gives up on that replica.
-const pollTimeout = 15 * time.Second
+// for before the gateway gives up on that replica and tries the next.
+const pollTimeout = 5 * time.Second
+
+// attemptTimeout bounds one short call to one replica, so that a hung
+// replica leaves time to try another within the caller's budget.
+const attemptTimeout = 4 * time.Second

@@ -146,8 +146,10 @@ func randomSerial() *big.Int {
 
 // Load reads a CA certificate and its private key (PEM; PKCS#8, EC or RSA).
 func Load(certFile, keyFile string) (*CA, error) {
-	if fi, err := os.Stat(keyFile); err == nil && fi.Mode().Perm()&0o077 != 0 {
-		return nil, fmt.Errorf("gateway CA key %s is readable by others (mode %v): chmod 600 it", keyFile, fi.Mode().Perm())
+	// Group read is allowed (Kubernetes mounts Secrets 0440 with fsGroup,
+	// as PostgreSQL allows 0640 keys); world access or group write is not.
+	if fi, err := os.Stat(keyFile); err == nil && fi.Mode().Perm()&0o027 != 0 {
+		return nil, fmt.Errorf("gateway CA key %s is open to others (mode %v): chmod 600 (or 640) it", keyFile, fi.Mode().Perm())
 	}
 	pair, err := tls.LoadX509KeyPair(certFile, keyFile)
 	if err != nil {

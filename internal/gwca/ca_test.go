@@ -40,7 +40,15 @@ func TestRefusesLooseKeyAndHalfACA(t *testing.T) {
 	}
 	os.Chmod(filepath.Join(dir, KeyFile), 0o644)
 	if _, err := LoadOrCreate(dir, ""); err == nil || !strings.Contains(err.Error(), "chmod 600") {
-		t.Fatalf("loose key: %v", err)
+		t.Fatalf("world-readable key: %v", err)
+	}
+	os.Chmod(filepath.Join(dir, KeyFile), 0o660)
+	if _, err := LoadOrCreate(dir, ""); err == nil {
+		t.Fatal("group-writable key accepted")
+	}
+	os.Chmod(filepath.Join(dir, KeyFile), 0o440)
+	if _, err := LoadOrCreate(dir, ""); err != nil {
+		t.Fatalf("a 0440 key (Kubernetes Secret with fsGroup) refused: %v", err)
 	}
 	os.Remove(filepath.Join(dir, KeyFile))
 	if _, err := LoadOrCreate(dir, ""); err == nil || !strings.Contains(err.Error(), "incomplete") {
