@@ -109,6 +109,9 @@ func runServe(ctx context.Context, out io.Writer, f serveFlags) error {
 	if err != nil {
 		return err
 	}
+	if kind == "postgres" && f.gw.caCert == "" {
+		log.Warn("each replica makes its own gateway CA in --data: give every replica and gateway the same --ca-cert/--ca-key", "ca", filepath.Join(f.data, "gateway-ca.pem"))
+	}
 	cp, err := controlplane.New(controlplane.Options{
 		Store: st, Logger: log, Registry: reg, Limits: policy.Limits{MaxRegistries: f.maxRegistries},
 		GatewayCA: ca.CertPEM,
