@@ -225,37 +225,28 @@ func (s *Server) currentOrWait(w http.ResponseWriter, r *http.Request, org strin
 	return v, nil
 }
 
-func (s *Server) handleGetPolicy(w http.ResponseWriter, r *http.Request) {
+// serveView answers GET /policy and GET /snapshot: readable check,
+// conditional GET and long-poll, then the chosen encoding of the view.
+func (s *Server) serveView(w http.ResponseWriter, r *http.Request, body func(*orgView) []byte) {
 	_, org, err := s.readable(r)
+	if err == nil {
+		var v *orgView
+		if v, err = s.currentOrWait(w, r, org); err == nil && v != nil {
+			w.Header().Set("Regward-Policy-Version", strconv.FormatInt(v.version, 10))
+			v.write(w, body(v))
+		}
+	}
 	if err != nil {
 		writeError(w, err)
-		return
 	}
-	v, err := s.currentOrWait(w, r, org)
-	if err != nil || v == nil {
-		if err != nil {
-			writeError(w, err)
-		}
-		return
-	}
-	w.Header().Set("Regward-Policy-Version", strconv.FormatInt(v.version, 10))
-	v.write(w, v.policy)
+}
+
+func (s *Server) handleGetPolicy(w http.ResponseWriter, r *http.Request) {
+	s.serveView(w, r, func(v *orgView) []byte { return v.policy })
 }
 
 func (s *Server) handleSnapshot(w http.ResponseWriter, r *http.Request) {
-	_, org, err := s.readable(r)
-	if err != nil {
-		writeError(w, err)
-		return
-	}
-	v, err := s.currentOrWait(w, r, org)
-	if err != nil || v == nil {
-		if err != nil {
-			writeError(w, err)
-		}
-		return
-	}
-	v.write(w, v.snapshot)
+	s.serveView(w, r, func(v *orgView) []byte { return v.snapshot })
 }
 
 func expectedVersion(r *http.Request) (int64, error) {
