@@ -9,19 +9,9 @@ package store
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"time"
 
 	"github.com/regward/regward/internal/policy"
-)
-
-// Errors every backend returns (wrapped) so callers can test with errors.Is.
-var (
-	ErrNotFound = errors.New("not found")
-	ErrExists   = errors.New("already exists")
-	// ErrConflict: the org's policy version is not the one the caller read
-	// (optimistic concurrency for Save & Apply).
-	ErrConflict = errors.New("version conflict")
 )
 
 // Role of a user in an org.
@@ -117,6 +107,19 @@ type Activity struct {
 	Version int64 // policy version after a policy.apply or catalog.update
 }
 
+// ActivityToRecord returns act as a backend records it with a change to
+// org ("" for a change outside any org): an entry without an org takes org.
+// ok is false for an entry without a kind, which records nothing.
+func ActivityToRecord(act Activity, org string) (rec Activity, ok bool) {
+	if act.Kind == "" {
+		return Activity{}, false
+	}
+	if act.Org == "" {
+		act.Org = org
+	}
+	return act, true
+}
+
 // ActivityFilter selects activity entries, newest first. Before is a cursor:
 // only IDs below it (0: no cursor).
 type ActivityFilter struct {
@@ -127,6 +130,20 @@ type ActivityFilter struct {
 	Until  time.Time
 	Before int64
 	Limit  int
+}
+
+// PageSize is the number of entries the listing returns at most: Limit, or
+// DefaultLimit when Limit is not positive.
+func (f ActivityFilter) PageSize() int { return pageSize(f.Limit) }
+
+// DefaultLimit is the page size of a listing whose filter sets no Limit.
+const DefaultLimit = 100
+
+func pageSize(limit int) int {
+	if limit <= 0 {
+		return DefaultLimit
+	}
+	return limit
 }
 
 // DecisionRecord is one gateway decision in the decision log.
@@ -159,6 +176,10 @@ type DecisionFilter struct {
 	Before  int64
 	Limit   int
 }
+
+// PageSize is the number of entries the listing returns at most: Limit, or
+// DefaultLimit when Limit is not positive.
+func (f DecisionFilter) PageSize() int { return pageSize(f.Limit) }
 
 // Catalog scopes: the server-wide defaults, or one org's additions.
 const ServerScope = ""

@@ -2,9 +2,9 @@ package postgres
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"time"
 
@@ -18,17 +18,17 @@ import (
 // first policy at version 1.
 func (s *Store) CreateOrg(ctx context.Context, name string, initial policy.Policy, act store.Activity) error {
 	what := fmt.Sprintf("create org %q", name)
-	if name == "" {
-		return fmt.Errorf("create org: the name is empty")
+	if err := store.CheckOrgName(name); err != nil {
+		return fmt.Errorf("create org: %w", err)
 	}
-	if err := checkActivity(act); err != nil {
+	if err := store.CheckActivity(act); err != nil {
 		return fmt.Errorf("%s: %w", what, err)
 	}
-	pj, err := json.Marshal(initial)
+	pj, err := store.EncodePolicy(initial)
 	if err != nil {
 		return fmt.Errorf("%s: encode policy: %w", what, err)
 	}
-	created := timeOrNow(act.Time)
+	created := store.TimeOrNow(act.Time)
 	return s.write(ctx, what, func(tx pgx.Tx) error {
 		tag, err := tx.Exec(ctx, `INSERT INTO orgs (name, created_at) VALUES ($1, $2) ON CONFLICT DO NOTHING`, name, created)
 		if err != nil {
@@ -78,11 +78,11 @@ func (s *Store) ListOrgs(ctx context.Context) ([]store.Org, error) {
 
 // CreateUser creates an account (CreatedAt now if unset).
 func (s *Store) CreateUser(ctx context.Context, u store.User) error {
-	if u.Username == "" {
-		return fmt.Errorf("create user: the username is empty")
+	if err := store.CheckUser(u); err != nil {
+		return fmt.Errorf("create user: %w", err)
 	}
 	tag, err := s.pool.Exec(ctx, `INSERT INTO users (username, password_hash, server_admin, created_at) VALUES ($1, $2, $3, $4)
-		ON CONFLICT DO NOTHING`, u.Username, u.PasswordHash, u.ServerAdmin, timeOrNow(u.CreatedAt))
+		ON CONFLICT DO NOTHING`, u.Username, u.PasswordHash, u.ServerAdmin, store.TimeOrNow(u.CreatedAt))
 	if err != nil {
 		return fmt.Errorf("create user %q: %w", u.Username, err)
 	}
@@ -110,7 +110,7 @@ func (s *Store) GetUser(ctx context.Context, username string) (store.User, error
 // SetPassword replaces a user's password hash and records act.
 func (s *Store) SetPassword(ctx context.Context, username, hash string, act store.Activity) error {
 	what := fmt.Sprintf("set password of user %q", username)
-	if err := checkActivity(act); err != nil {
+	if err := store.CheckActivity(act); err != nil {
 		return fmt.Errorf("%s: %w", what, err)
 	}
 	return s.write(ctx, what, func(tx pgx.Tx) error {
@@ -125,18 +125,11 @@ func (s *Store) SetPassword(ctx context.Context, username, hash string, act stor
 	})
 }
 
-func checkRole(r store.Role) error {
-	if r != store.RoleOwner && r != store.RoleMember {
-		return fmt.Errorf("role %q is neither %q nor %q", r, store.RoleOwner, store.RoleMember)
-	}
-	return nil
-}
-
 // AddMember adds a user to an org: ErrNotFound if either is missing,
 // ErrExists if the user is already a member.
 func (s *Store) AddMember(ctx context.Context, m store.Member, act store.Activity) error {
 	what := fmt.Sprintf("add member %q to org %q", m.Username, m.Org)
-	if err := errors.Join(checkRole(m.Role), checkActivity(act)); err != nil {
+	if err := errors.Join(store.CheckRole(m.Role), store.CheckActivity(act)); err != nil {
 		return fmt.Errorf("%s: %w", what, err)
 	}
 	return s.write(ctx, what, func(tx pgx.Tx) error {
@@ -147,7 +140,7 @@ func (s *Store) AddMember(ctx context.Context, m store.Member, act store.Activit
 			return err
 		}
 		tag, err := tx.Exec(ctx, `INSERT INTO members (org, username, role, created_at) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING`,
-			m.Org, m.Username, string(m.Role), timeOrNow(m.CreatedAt))
+			m.Org, m.Username, string(m.Role), store.TimeOrNow(m.CreatedAt))
 		if err != nil {
 			return foreignKeyMissing(err)
 		}
@@ -161,7 +154,7 @@ func (s *Store) AddMember(ctx context.Context, m store.Member, act store.Activit
 // SetRole changes a member's role: ErrNotFound if not a member.
 func (s *Store) SetRole(ctx context.Context, org, username string, role store.Role, act store.Activity) error {
 	what := fmt.Sprintf("set role of %q in org %q", username, org)
-	if err := errors.Join(checkRole(role), checkActivity(act)); err != nil {
+	if err := errors.Join(store.CheckRole(role), store.CheckActivity(act)); err != nil {
 		return fmt.Errorf("%s: %w", what, err)
 	}
 	return s.write(ctx, what, func(tx pgx.Tx) error {
@@ -179,7 +172,7 @@ func (s *Store) SetRole(ctx context.Context, org, username string, role store.Ro
 // RemoveMember removes a user from an org (the account stays).
 func (s *Store) RemoveMember(ctx context.Context, org, username string, act store.Activity) error {
 	what := fmt.Sprintf("remove member %q from org %q", username, org)
-	if err := checkActivity(act); err != nil {
+	if err := store.CheckActivity(act); err != nil {
 		return fmt.Errorf("%s: %w", what, err)
 	}
 	return s.write(ctx, what, func(tx pgx.Tx) error {
@@ -245,35 +238,11 @@ func (s *Store) members(ctx context.Context, tail, arg string) ([]store.Member, 
 	})
 }
 
-func checkToken(t store.Token) error {
-	var errs []error
-	if t.ID == "" {
-		errs = append(errs, errors.New("the token ID is empty"))
-	}
-	if t.Username == "" {
-		errs = append(errs, errors.New("the token has no user"))
-	}
-	switch t.Kind {
-	case store.TokenGateway:
-		if t.Org != "" {
-			errs = append(errs, fmt.Errorf("a gateway token belongs to no org, this one names %q", t.Org))
-		}
-	case store.TokenPersonal:
-		if t.Org == "" {
-			errs = append(errs, errors.New("a personal token needs an org"))
-		}
-	case store.TokenSession:
-	default:
-		errs = append(errs, fmt.Errorf("token kind %q is not one of %q, %q, %q", t.Kind, store.TokenPersonal, store.TokenGateway, store.TokenSession))
-	}
-	return errors.Join(errs...)
-}
-
 // CreateToken stores a token: ErrExists on a used ID, ErrNotFound when its
 // user or org does not exist.
 func (s *Store) CreateToken(ctx context.Context, t store.Token, act store.Activity) error {
 	what := fmt.Sprintf("create token %q", t.ID)
-	if err := errors.Join(checkToken(t), checkActivity(act)); err != nil {
+	if err := errors.Join(store.CheckToken(t), store.CheckActivity(act)); err != nil {
 		return fmt.Errorf("%s: %w", what, err)
 	}
 	hash := t.Hash
@@ -295,7 +264,7 @@ func (s *Store) CreateToken(ctx context.Context, t store.Token, act store.Activi
 		}
 		tag, err := tx.Exec(ctx, `INSERT INTO tokens (id, kind, username, org, name, hash, created_at, expires_at, last_used_at, revoked_at)
 			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT DO NOTHING`,
-			t.ID, string(t.Kind), t.Username, org, t.Name, hash, timeOrNow(t.CreatedAt), t.ExpiresAt, t.LastUsedAt, t.RevokedAt)
+			t.ID, string(t.Kind), t.Username, org, t.Name, hash, store.TimeOrNow(t.CreatedAt), t.ExpiresAt, t.LastUsedAt, t.RevokedAt)
 		if err != nil {
 			return foreignKeyMissing(err)
 		}
@@ -355,7 +324,7 @@ func (s *Store) ListTokens(ctx context.Context, org, username string, kind store
 // the first time and records nothing, since nothing changed.
 func (s *Store) RevokeToken(ctx context.Context, id string, at time.Time, act store.Activity) error {
 	what := fmt.Sprintf("revoke token %q", id)
-	if err := checkActivity(act); err != nil {
+	if err := store.CheckActivity(act); err != nil {
 		return fmt.Errorf("%s: %w", what, err)
 	}
 	return s.write(ctx, what, func(tx pgx.Tx) error {
@@ -383,11 +352,7 @@ func (s *Store) TouchTokens(ctx context.Context, used map[string]time.Time) erro
 	if len(used) == 0 {
 		return nil
 	}
-	ids := make([]string, 0, len(used))
-	for id := range used {
-		ids = append(ids, id)
-	}
-	slices.Sort(ids)
+	ids := slices.Sorted(maps.Keys(used))
 	times := make([]time.Time, len(ids))
 	for i, id := range ids {
 		times[i] = used[id]

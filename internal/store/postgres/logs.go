@@ -2,7 +2,6 @@ package postgres
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"time"
 
@@ -14,10 +13,7 @@ import (
 // AppendActivity records an entry that is not part of a change (a sign-in,
 // a failed sign-in). It needs a kind.
 func (s *Store) AppendActivity(ctx context.Context, act store.Activity) error {
-	if act.Kind == "" {
-		return errors.New("append activity: the entry has no kind")
-	}
-	if err := checkActivity(act); err != nil {
+	if err := store.CheckAppendActivity(act); err != nil {
 		return fmt.Errorf("append activity: %w", err)
 	}
 	return s.write(ctx, "append activity", func(tx pgx.Tx) error {
@@ -40,7 +36,7 @@ func (s *Store) ListActivity(ctx context.Context, f store.ActivityFilter) ([]sto
 	}
 	addRange(&w, f.Since, f.Until, f.Before)
 	q := `SELECT id, org, occurred_at, actor, kind, target, summary, diff::text, version FROM activity` +
-		w.String() + ` ORDER BY id DESC` + w.limitClause(f.Limit)
+		w.String() + ` ORDER BY id DESC` + w.limitClause(f.PageSize())
 	rows, _ := s.pool.Query(ctx, q, w.args...)
 	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (store.Activity, error) {
 		var a store.Activity
@@ -60,10 +56,10 @@ func (s *Store) ListActivity(ctx context.Context, f store.ActivityFilter) ([]sto
 
 func addRange(w *where, since, until time.Time, before int64) {
 	if !since.IsZero() {
-		w.add(`occurred_at >= $%d`, ceilMicros(since))
+		w.add(`occurred_at >= $%d`, store.CeilMicro(since))
 	}
 	if !until.IsZero() {
-		w.add(`occurred_at < $%d`, ceilMicros(until))
+		w.add(`occurred_at < $%d`, store.CeilMicro(until))
 	}
 	if before != 0 {
 		w.add(`id < $%d`, before)
@@ -115,7 +111,7 @@ func (s *Store) ListDecisions(ctx context.Context, f store.DecisionFilter) ([]st
 	}
 	addRange(&w, f.Since, f.Until, f.Before)
 	q := `SELECT id, occurred_at, org, username, host, port, method, action, image, digest, category, rule, allowed, reason, gateway
-		FROM decisions` + w.String() + ` ORDER BY id DESC` + w.limitClause(f.Limit)
+		FROM decisions` + w.String() + ` ORDER BY id DESC` + w.limitClause(f.PageSize())
 	rows, _ := s.pool.Query(ctx, q, w.args...)
 	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (store.DecisionRecord, error) {
 		var d store.DecisionRecord
@@ -132,7 +128,7 @@ func (s *Store) ListDecisions(ctx context.Context, f store.DecisionFilter) ([]st
 
 // PruneDecisions deletes decisions older than before and says how many.
 func (s *Store) PruneDecisions(ctx context.Context, before time.Time) (int64, error) {
-	tag, err := s.pool.Exec(ctx, `DELETE FROM decisions WHERE occurred_at < $1`, ceilMicros(before))
+	tag, err := s.pool.Exec(ctx, `DELETE FROM decisions WHERE occurred_at < $1`, store.CeilMicro(before))
 	if err != nil {
 		return 0, fmt.Errorf("prune decisions: %w", err)
 	}

@@ -3,7 +3,6 @@ package postgres
 import (
 	"context"
 	"embed"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -27,10 +26,6 @@ var migrations embed.FS
 // "regward-migrations"), so it never waits on another goose user's lock in
 // a shared database.
 const migrationLockID int64 = 0x55020123
-
-// defaultLimit is the page size of ListActivity and ListDecisions when the
-// filter names none.
-const defaultLimit = 100
 
 // Store is a store.Store and store.Watcher on a PostgreSQL database.
 type Store struct {
@@ -132,23 +127,12 @@ func (s *Store) write(ctx context.Context, what string, fn func(tx pgx.Tx) error
 	return nil
 }
 
-// checkActivity rejects an entry that could not be stored, before the
-// change it belongs to starts.
-func checkActivity(act store.Activity) error {
-	if len(act.Diff) > 0 && !json.Valid(act.Diff) {
-		return fmt.Errorf("activity %q: diff is not valid JSON", act.Kind)
-	}
-	return nil
-}
-
 // insertActivity records act in tx. An entry without a kind records
 // nothing: callers pass a zero Activity for changes not tied to an org.
 func insertActivity(ctx context.Context, tx pgx.Tx, act store.Activity, org string) error {
-	if act.Kind == "" {
+	act, ok := store.ActivityToRecord(act, org)
+	if !ok {
 		return nil
-	}
-	if act.Org == "" {
-		act.Org = org
 	}
 	var diff any
 	if len(act.Diff) > 0 {
@@ -156,40 +140,20 @@ func insertActivity(ctx context.Context, tx pgx.Tx, act store.Activity, org stri
 	}
 	_, err := tx.Exec(ctx, `INSERT INTO activity (org, occurred_at, actor, kind, target, summary, diff, version)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
-		act.Org, timeOrNow(act.Time), act.Actor, act.Kind, act.Target, act.Summary, diff, act.Version)
+		act.Org, store.TimeOrNow(act.Time), act.Actor, act.Kind, act.Target, act.Summary, diff, act.Version)
 	if err != nil {
 		return fmt.Errorf("record activity %q: %w", act.Kind, err)
 	}
 	return nil
 }
 
-// stored is t as the database keeps it: whole microseconds, in UTC.
-func stored(t time.Time) time.Time { return t.Truncate(time.Microsecond).UTC() }
-
+// storedPtr is store.StoredTime of an optional time.
 func storedPtr(t *time.Time) *time.Time {
 	if t == nil {
 		return nil
 	}
-	u := stored(*t)
+	u := store.StoredTime(*t)
 	return &u
-}
-
-// ceilMicros rounds a bound up to the stored precision: a stored time t is
-// before the bound b exactly when t < ceilMicros(b), so filters agree with
-// the times the store hands back.
-func ceilMicros(t time.Time) time.Time {
-	c := t.Truncate(time.Microsecond)
-	if !c.Equal(t) {
-		c = c.Add(time.Microsecond)
-	}
-	return c
-}
-
-func timeOrNow(t time.Time) time.Time {
-	if t.IsZero() {
-		return time.Now()
-	}
-	return t
 }
 
 // rowExists reports whether query returns a row.
@@ -209,24 +173,12 @@ type pgxQuerier interface {
 
 func orgExists(ctx context.Context, q pgxQuerier, org string) error {
 	ok, err := rowExists(ctx, q, `SELECT 1 FROM orgs WHERE name = $1`, org)
-	if err != nil {
-		return fmt.Errorf("look up org %q: %w", org, err)
-	}
-	if !ok {
-		return fmt.Errorf("org %q: %w", org, store.ErrNotFound)
-	}
-	return nil
+	return store.CheckFound("org", org, ok, err)
 }
 
 func userExists(ctx context.Context, q pgxQuerier, username string) error {
 	ok, err := rowExists(ctx, q, `SELECT 1 FROM users WHERE username = $1`, username)
-	if err != nil {
-		return fmt.Errorf("look up user %q: %w", username, err)
-	}
-	if !ok {
-		return fmt.Errorf("user %q: %w", username, store.ErrNotFound)
-	}
-	return nil
+	return store.CheckFound("user", username, ok, err)
 }
 
 // foreignKeyMissing turns a foreign-key violation (the org or user went away
@@ -266,9 +218,6 @@ func (w *where) String() string {
 
 // limitClause appends the page size as the last argument.
 func (w *where) limitClause(n int) string {
-	if n <= 0 {
-		n = defaultLimit
-	}
 	w.args = append(w.args, n)
 	return fmt.Sprintf(" LIMIT $%d", len(w.args))
 }

@@ -3,9 +3,9 @@ package sqlite
 import (
 	"context"
 	"database/sql"
-	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"time"
 
@@ -17,17 +17,17 @@ import (
 // first policy at version 1.
 func (s *Store) CreateOrg(ctx context.Context, name string, initial policy.Policy, act store.Activity) error {
 	what := fmt.Sprintf("create org %q", name)
-	if name == "" {
-		return fmt.Errorf("create org: the name is empty")
+	if err := store.CheckOrgName(name); err != nil {
+		return fmt.Errorf("create org: %w", err)
 	}
-	if err := checkActivity(act); err != nil {
+	if err := store.CheckActivity(act); err != nil {
 		return fmt.Errorf("%s: %w", what, err)
 	}
-	pj, err := json.Marshal(initial)
+	pj, err := store.EncodePolicy(initial)
 	if err != nil {
 		return fmt.Errorf("%s: encode policy: %w", what, err)
 	}
-	created := micros(timeOrNow(act.Time))
+	created := micros(store.TimeOrNow(act.Time))
 	return s.write(ctx, what, func(tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx, `INSERT INTO orgs (name, created_at) VALUES (?, ?) ON CONFLICT DO NOTHING`, name, created)
 		if err != nil {
@@ -82,13 +82,13 @@ func (s *Store) ListOrgs(ctx context.Context) ([]store.Org, error) {
 
 // CreateUser creates an account (CreatedAt now if unset).
 func (s *Store) CreateUser(ctx context.Context, u store.User) error {
-	if u.Username == "" {
-		return fmt.Errorf("create user: the username is empty")
+	if err := store.CheckUser(u); err != nil {
+		return fmt.Errorf("create user: %w", err)
 	}
 	what := fmt.Sprintf("create user %q", u.Username)
 	return s.write(ctx, what, func(tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx, `INSERT INTO users (username, password_hash, server_admin, created_at) VALUES (?, ?, ?, ?)
-			ON CONFLICT DO NOTHING`, u.Username, u.PasswordHash, u.ServerAdmin, micros(timeOrNow(u.CreatedAt)))
+			ON CONFLICT DO NOTHING`, u.Username, u.PasswordHash, u.ServerAdmin, micros(store.TimeOrNow(u.CreatedAt)))
 		if err != nil {
 			return err
 		}
@@ -118,7 +118,7 @@ func (s *Store) GetUser(ctx context.Context, username string) (store.User, error
 // SetPassword replaces a user's password hash and records act.
 func (s *Store) SetPassword(ctx context.Context, username, hash string, act store.Activity) error {
 	what := fmt.Sprintf("set password of user %q", username)
-	if err := checkActivity(act); err != nil {
+	if err := store.CheckActivity(act); err != nil {
 		return fmt.Errorf("%s: %w", what, err)
 	}
 	return s.write(ctx, what, func(tx *sql.Tx) error {
@@ -133,18 +133,11 @@ func (s *Store) SetPassword(ctx context.Context, username, hash string, act stor
 	})
 }
 
-func checkRole(r store.Role) error {
-	if r != store.RoleOwner && r != store.RoleMember {
-		return fmt.Errorf("role %q is neither %q nor %q", r, store.RoleOwner, store.RoleMember)
-	}
-	return nil
-}
-
 // AddMember adds a user to an org: ErrNotFound if either is missing,
 // ErrExists if the user is already a member.
 func (s *Store) AddMember(ctx context.Context, m store.Member, act store.Activity) error {
 	what := fmt.Sprintf("add member %q to org %q", m.Username, m.Org)
-	if err := errors.Join(checkRole(m.Role), checkActivity(act)); err != nil {
+	if err := errors.Join(store.CheckRole(m.Role), store.CheckActivity(act)); err != nil {
 		return fmt.Errorf("%s: %w", what, err)
 	}
 	return s.write(ctx, what, func(tx *sql.Tx) error {
@@ -155,7 +148,7 @@ func (s *Store) AddMember(ctx context.Context, m store.Member, act store.Activit
 			return err
 		}
 		res, err := tx.ExecContext(ctx, `INSERT INTO members (org, username, role, created_at) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING`,
-			m.Org, m.Username, string(m.Role), micros(timeOrNow(m.CreatedAt)))
+			m.Org, m.Username, string(m.Role), micros(store.TimeOrNow(m.CreatedAt)))
 		if err != nil {
 			return err
 		}
@@ -169,7 +162,7 @@ func (s *Store) AddMember(ctx context.Context, m store.Member, act store.Activit
 // SetRole changes a member's role: ErrNotFound if not a member.
 func (s *Store) SetRole(ctx context.Context, org, username string, role store.Role, act store.Activity) error {
 	what := fmt.Sprintf("set role of %q in org %q", username, org)
-	if err := errors.Join(checkRole(role), checkActivity(act)); err != nil {
+	if err := errors.Join(store.CheckRole(role), store.CheckActivity(act)); err != nil {
 		return fmt.Errorf("%s: %w", what, err)
 	}
 	return s.write(ctx, what, func(tx *sql.Tx) error {
@@ -187,7 +180,7 @@ func (s *Store) SetRole(ctx context.Context, org, username string, role store.Ro
 // RemoveMember removes a user from an org (the account stays).
 func (s *Store) RemoveMember(ctx context.Context, org, username string, act store.Activity) error {
 	what := fmt.Sprintf("remove member %q from org %q", username, org)
-	if err := checkActivity(act); err != nil {
+	if err := store.CheckActivity(act); err != nil {
 		return fmt.Errorf("%s: %w", what, err)
 	}
 	return s.write(ctx, what, func(tx *sql.Tx) error {
@@ -264,30 +257,6 @@ func (s *Store) members(ctx context.Context, tail string, arg string) ([]store.M
 	return out, rows.Err()
 }
 
-func checkToken(t store.Token) error {
-	var errs []error
-	if t.ID == "" {
-		errs = append(errs, errors.New("the token ID is empty"))
-	}
-	if t.Username == "" {
-		errs = append(errs, errors.New("the token has no user"))
-	}
-	switch t.Kind {
-	case store.TokenGateway:
-		if t.Org != "" {
-			errs = append(errs, fmt.Errorf("a gateway token belongs to no org, this one names %q", t.Org))
-		}
-	case store.TokenPersonal:
-		if t.Org == "" {
-			errs = append(errs, errors.New("a personal token needs an org"))
-		}
-	case store.TokenSession:
-	default:
-		errs = append(errs, fmt.Errorf("token kind %q is not one of %q, %q, %q", t.Kind, store.TokenPersonal, store.TokenGateway, store.TokenSession))
-	}
-	return errors.Join(errs...)
-}
-
 func nullString(s string) any {
 	if s == "" {
 		return nil
@@ -299,7 +268,7 @@ func nullString(s string) any {
 // user or org does not exist.
 func (s *Store) CreateToken(ctx context.Context, t store.Token, act store.Activity) error {
 	what := fmt.Sprintf("create token %q", t.ID)
-	if err := errors.Join(checkToken(t), checkActivity(act)); err != nil {
+	if err := errors.Join(store.CheckToken(t), store.CheckActivity(act)); err != nil {
 		return fmt.Errorf("%s: %w", what, err)
 	}
 	hash := t.Hash
@@ -317,7 +286,7 @@ func (s *Store) CreateToken(ctx context.Context, t store.Token, act store.Activi
 		}
 		res, err := tx.ExecContext(ctx, `INSERT INTO tokens (id, kind, username, org, name, hash, created_at, expires_at, last_used_at, revoked_at)
 			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`,
-			t.ID, string(t.Kind), t.Username, nullString(t.Org), t.Name, hash, micros(timeOrNow(t.CreatedAt)),
+			t.ID, string(t.Kind), t.Username, nullString(t.Org), t.Name, hash, micros(store.TimeOrNow(t.CreatedAt)),
 			nullMicros(t.ExpiresAt), nullMicros(t.LastUsedAt), nullMicros(t.RevokedAt))
 		if err != nil {
 			return err
@@ -394,7 +363,7 @@ func (s *Store) ListTokens(ctx context.Context, org, username string, kind store
 // the first time and records nothing, since nothing changed.
 func (s *Store) RevokeToken(ctx context.Context, id string, at time.Time, act store.Activity) error {
 	what := fmt.Sprintf("revoke token %q", id)
-	if err := checkActivity(act); err != nil {
+	if err := store.CheckActivity(act); err != nil {
 		return fmt.Errorf("%s: %w", what, err)
 	}
 	return s.write(ctx, what, func(tx *sql.Tx) error {
@@ -421,11 +390,7 @@ func (s *Store) TouchTokens(ctx context.Context, used map[string]time.Time) erro
 	if len(used) == 0 {
 		return nil
 	}
-	ids := make([]string, 0, len(used))
-	for id := range used {
-		ids = append(ids, id)
-	}
-	slices.Sort(ids)
+	ids := slices.Sorted(maps.Keys(used))
 	return s.write(ctx, fmt.Sprintf("touch %d tokens", len(ids)), func(tx *sql.Tx) error {
 		st, err := tx.PrepareContext(ctx, `UPDATE tokens SET last_used_at = ?1 WHERE id = ?2 AND (last_used_at IS NULL OR last_used_at < ?1)`)
 		if err != nil {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"time"
 
@@ -14,10 +13,7 @@ import (
 // AppendActivity records an entry that is not part of a change (a sign-in,
 // a failed sign-in). It needs a kind.
 func (s *Store) AppendActivity(ctx context.Context, act store.Activity) error {
-	if act.Kind == "" {
-		return errors.New("append activity: the entry has no kind")
-	}
-	if err := checkActivity(act); err != nil {
+	if err := store.CheckAppendActivity(act); err != nil {
 		return fmt.Errorf("append activity: %w", err)
 	}
 	return s.write(ctx, "append activity", func(tx *sql.Tx) error {
@@ -48,7 +44,7 @@ func (s *Store) ListActivity(ctx context.Context, f store.ActivityFilter) ([]sto
 	}
 	addRange(&w, f.Since, f.Until, f.Before)
 	rows, err := s.r.QueryContext(ctx, `SELECT id, org, occurred_at, actor, kind, target, summary, diff, version FROM activity`+
-		w.String()+` ORDER BY id DESC LIMIT ?`, append(w.args, limit(f.Limit))...)
+		w.String()+` ORDER BY id DESC LIMIT ?`, append(w.args, f.PageSize())...)
 	if err != nil {
 		return nil, fmt.Errorf("list activity: %w", err)
 	}
@@ -75,10 +71,10 @@ func (s *Store) ListActivity(ctx context.Context, f store.ActivityFilter) ([]sto
 
 func addRange(w *where, since, until time.Time, before int64) {
 	if !since.IsZero() {
-		w.add(`occurred_at >= ?`, ceilMicros(since))
+		w.add(`occurred_at >= ?`, micros(store.CeilMicro(since)))
 	}
 	if !until.IsZero() {
-		w.add(`occurred_at < ?`, ceilMicros(until))
+		w.add(`occurred_at < ?`, micros(store.CeilMicro(until)))
 	}
 	if before != 0 {
 		w.add(`id < ?`, before)
@@ -132,7 +128,7 @@ func (s *Store) ListDecisions(ctx context.Context, f store.DecisionFilter) ([]st
 	}
 	addRange(&w, f.Since, f.Until, f.Before)
 	rows, err := s.r.QueryContext(ctx, `SELECT id, occurred_at, org, username, host, port, method, action, image, digest,
-		category, rule, allowed, reason, gateway FROM decisions`+w.String()+` ORDER BY id DESC LIMIT ?`, append(w.args, limit(f.Limit))...)
+		category, rule, allowed, reason, gateway FROM decisions`+w.String()+` ORDER BY id DESC LIMIT ?`, append(w.args, f.PageSize())...)
 	if err != nil {
 		return nil, fmt.Errorf("list decisions: %w", err)
 	}
@@ -158,7 +154,7 @@ func (s *Store) ListDecisions(ctx context.Context, f store.DecisionFilter) ([]st
 func (s *Store) PruneDecisions(ctx context.Context, before time.Time) (int64, error) {
 	var n int64
 	err := s.write(ctx, "prune decisions", func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, `DELETE FROM decisions WHERE occurred_at < ?`, ceilMicros(before))
+		res, err := tx.ExecContext(ctx, `DELETE FROM decisions WHERE occurred_at < ?`, micros(store.CeilMicro(before)))
 		if err != nil {
 			return err
 		}

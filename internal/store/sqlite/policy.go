@@ -3,7 +3,6 @@ package sqlite
 import (
 	"context"
 	"database/sql"
-	"encoding/json"
 	"errors"
 	"fmt"
 
@@ -24,7 +23,7 @@ func (s *Store) GetPolicy(ctx context.Context, org string) (store.PolicyRecord, 
 	if err != nil {
 		return store.PolicyRecord{}, fmt.Errorf("get policy of org %q: %w", org, err)
 	}
-	if err := json.Unmarshal([]byte(pj), &rec.Policy); err != nil {
+	if rec.Policy, err = store.DecodePolicy([]byte(pj)); err != nil {
 		return store.PolicyRecord{}, fmt.Errorf("decode policy of org %q: %w", org, err)
 	}
 	rec.UpdatedAt = fromMicros(updated)
@@ -36,15 +35,15 @@ func (s *Store) GetPolicy(ctx context.Context, org string) (store.PolicyRecord, 
 // applies of the same version cannot both succeed.
 func (s *Store) ApplyPolicy(ctx context.Context, org string, p policy.Policy, expectVersion int64, act store.Activity) (store.PolicyRecord, error) {
 	what := fmt.Sprintf("apply policy of org %q", org)
-	if err := checkActivity(act); err != nil {
+	if err := store.CheckActivity(act); err != nil {
 		return store.PolicyRecord{}, fmt.Errorf("%s: %w", what, err)
 	}
-	pj, err := json.Marshal(p)
+	pj, err := store.EncodePolicy(p)
 	if err != nil {
 		return store.PolicyRecord{}, fmt.Errorf("%s: encode policy: %w", what, err)
 	}
-	when := timeOrNow(act.Time)
-	rec := store.PolicyRecord{Org: org, Version: expectVersion + 1, Policy: p, UpdatedAt: fromMicros(micros(when)), UpdatedBy: act.Actor}
+	when := store.TimeOrNow(act.Time)
+	rec := store.PolicyRecord{Org: org, Version: expectVersion + 1, Policy: p, UpdatedAt: store.StoredTime(when), UpdatedBy: act.Actor}
 	err = s.write(ctx, what, func(tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx, `UPDATE policies SET version = version + 1, policy = ?, updated_at = ?, updated_by = ?
 			WHERE org = ? AND version = ?`, string(pj), micros(when), act.Actor, org, expectVersion)
@@ -77,7 +76,7 @@ func versionMismatch(ctx context.Context, tx *sql.Tx, org string, expect int64) 
 	if err != nil {
 		return err
 	}
-	return fmt.Errorf("the policy is at version %d, not %d: %w", cur, expect, store.ErrConflict)
+	return store.VersionConflict(cur, expect)
 }
 
 // PolicyVersions returns every org's current version.
@@ -117,28 +116,16 @@ func (s *Store) GetCatalog(ctx context.Context, scope string) (policy.Catalog, e
 				return policy.Catalog{}, fmt.Errorf("get catalog: %w", err)
 			}
 		}
-		return emptyLists(policy.Catalog{}), nil
+		return store.EmptyCatalog(), nil
 	}
 	if err != nil {
 		return policy.Catalog{}, fmt.Errorf("get catalog of scope %q: %w", scope, err)
 	}
-	var c policy.Catalog
-	if err := json.Unmarshal([]byte(cj), &c); err != nil {
+	c, err := store.DecodeCatalog([]byte(cj))
+	if err != nil {
 		return policy.Catalog{}, fmt.Errorf("decode catalog of scope %q: %w", scope, err)
 	}
-	return emptyLists(c), nil
-}
-
-// emptyLists turns nil lists into empty ones, so that API responses show []
-// rather than null.
-func emptyLists(c policy.Catalog) policy.Catalog {
-	if c.VerifiedPublishers == nil {
-		c.VerifiedPublishers = []string{}
-	}
-	if c.SponsoredOSS == nil {
-		c.SponsoredOSS = []string{}
-	}
-	return c
+	return c, nil
 }
 
 // SetCatalog replaces a scope's lists and bumps the policy version of every
@@ -146,14 +133,14 @@ func emptyLists(c policy.Catalog) policy.Catalog {
 // records the org's new version.
 func (s *Store) SetCatalog(ctx context.Context, scope string, c policy.Catalog, act store.Activity) (map[string]int64, error) {
 	what := fmt.Sprintf("set catalog of scope %q", scope)
-	if err := checkActivity(act); err != nil {
+	if err := store.CheckActivity(act); err != nil {
 		return nil, fmt.Errorf("%s: %w", what, err)
 	}
-	cj, err := json.Marshal(c)
+	cj, err := store.EncodeCatalog(c)
 	if err != nil {
 		return nil, fmt.Errorf("%s: encode catalog: %w", what, err)
 	}
-	when := micros(timeOrNow(act.Time))
+	when := micros(store.TimeOrNow(act.Time))
 	var versions map[string]int64
 	err = s.write(ctx, what, func(tx *sql.Tx) error {
 		bump := `UPDATE policies SET version = version + 1 RETURNING org, version`

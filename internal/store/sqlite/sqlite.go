@@ -4,7 +4,6 @@ import (
 	"context"
 	"database/sql"
 	"embed"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -27,10 +26,6 @@ var migrations embed.FS
 // WAL checkpoint); writers of this process never wait on each other here
 // because they share one connection.
 const busyTimeout = 10 * time.Second
-
-// defaultLimit is the page size of ListActivity and ListDecisions when the
-// filter names none.
-const defaultLimit = 100
 
 // Store is a store.Store kept in one SQLite file.
 type Store struct {
@@ -154,23 +149,12 @@ func (s *Store) write(ctx context.Context, what string, fn func(tx *sql.Tx) erro
 	return nil
 }
 
-// checkActivity rejects an entry that could not be stored, before the
-// change it belongs to starts.
-func checkActivity(act store.Activity) error {
-	if len(act.Diff) > 0 && !json.Valid(act.Diff) {
-		return fmt.Errorf("activity %q: diff is not valid JSON", act.Kind)
-	}
-	return nil
-}
-
 // insertActivity records act in tx. An entry without a kind records
 // nothing: callers pass a zero Activity for changes not tied to an org.
 func insertActivity(ctx context.Context, tx *sql.Tx, act store.Activity, org string) error {
-	if act.Kind == "" {
+	act, ok := store.ActivityToRecord(act, org)
+	if !ok {
 		return nil
-	}
-	if act.Org == "" {
-		act.Org = org
 	}
 	var diff any
 	if len(act.Diff) > 0 {
@@ -178,7 +162,7 @@ func insertActivity(ctx context.Context, tx *sql.Tx, act store.Activity, org str
 	}
 	_, err := tx.ExecContext(ctx, `INSERT INTO activity (org, occurred_at, actor, kind, target, summary, diff, version)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
-		act.Org, micros(timeOrNow(act.Time)), act.Actor, act.Kind, act.Target, act.Summary, diff, act.Version)
+		act.Org, micros(store.TimeOrNow(act.Time)), act.Actor, act.Kind, act.Target, act.Summary, diff, act.Version)
 	if err != nil {
 		return fmt.Errorf("record activity %q: %w", act.Kind, err)
 	}
@@ -186,17 +170,6 @@ func insertActivity(ctx context.Context, tx *sql.Tx, act store.Activity, org str
 }
 
 func micros(t time.Time) int64 { return t.UnixMicro() }
-
-// ceilMicros rounds a bound up to the stored precision: a stored time t
-// (whole microseconds) is before the bound b exactly when t < ceilMicros(b),
-// so filters agree with the times the store hands back.
-func ceilMicros(t time.Time) int64 {
-	us := t.UnixMicro()
-	if t.Nanosecond()%1000 != 0 {
-		us++
-	}
-	return us
-}
 
 func fromMicros(us int64) time.Time { return time.UnixMicro(us).UTC() }
 
@@ -213,13 +186,6 @@ func fromNullMicros(v sql.NullInt64) *time.Time {
 	}
 	t := fromMicros(v.Int64)
 	return &t
-}
-
-func timeOrNow(t time.Time) time.Time {
-	if t.IsZero() {
-		return time.Now()
-	}
-	return t
 }
 
 // queryRower is a *sql.DB or a *sql.Tx.
@@ -239,24 +205,12 @@ func exists(ctx context.Context, q queryRower, query string, args ...any) (bool,
 
 func orgExists(ctx context.Context, q queryRower, org string) error {
 	ok, err := exists(ctx, q, `SELECT 1 FROM orgs WHERE name = ?`, org)
-	if err != nil {
-		return fmt.Errorf("look up org %q: %w", org, err)
-	}
-	if !ok {
-		return fmt.Errorf("org %q: %w", org, store.ErrNotFound)
-	}
-	return nil
+	return store.CheckFound("org", org, ok, err)
 }
 
 func userExists(ctx context.Context, q queryRower, username string) error {
 	ok, err := exists(ctx, q, `SELECT 1 FROM users WHERE username = ?`, username)
-	if err != nil {
-		return fmt.Errorf("look up user %q: %w", username, err)
-	}
-	if !ok {
-		return fmt.Errorf("user %q: %w", username, store.ErrNotFound)
-	}
-	return nil
+	return store.CheckFound("user", username, ok, err)
 }
 
 // rowsChanged reports how many rows an exec touched.
@@ -284,11 +238,4 @@ func (w *where) String() string {
 		return ""
 	}
 	return " WHERE " + strings.Join(w.conds, " AND ")
-}
-
-func limit(n int) int {
-	if n <= 0 {
-		return defaultLimit
-	}
-	return n
 }
