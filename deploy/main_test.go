@@ -1,7 +1,6 @@
 package deploy
 
 import (
-	"bytes"
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -20,35 +19,13 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
+
+	"github.com/regward/regward/internal/regwardtest"
 )
 
-// regwardBin is the regward binary the configuration files are tried with.
-var regwardBin string
-
-func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "regward-deploy-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "deploy:", err)
-		os.Exit(1)
-	}
-	regwardBin = os.Getenv("REGWARD_TEST_BINARY")
-	if regwardBin == "" {
-		regwardBin = filepath.Join(dir, "regward")
-		build := exec.Command("go", "build", "-o", regwardBin, "github.com/regward/regward/cmd/regward")
-		build.Stdout, build.Stderr = os.Stderr, os.Stderr
-		if err := build.Run(); err != nil {
-			fmt.Fprintln(os.Stderr, "deploy: build regward:", err)
-			os.RemoveAll(dir)
-			os.Exit(1)
-		}
-	}
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { regwardtest.Main(m) }
 
 // requireTool returns the path of a tool, or skips the test (fails it with
 // CI=true) when it is missing.
@@ -63,109 +40,6 @@ func requireTool(t *testing.T, name, pkg string) string {
 		t.Skipf("skipping: %s", msg)
 	}
 	return p
-}
-
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
-// proc is a regward process started with a deployment's configuration.
-type proc struct {
-	cmd    *exec.Cmd
-	out    *syncBuffer
-	exited chan struct{}
-}
-
-// startRegward runs regward with args and env (and nothing of the host's
-// REGWARD_* variables); it is killed when the test ends.
-func startRegward(t *testing.T, env []string, args ...string) *proc {
-	t.Helper()
-	p := &proc{out: &syncBuffer{}, exited: make(chan struct{})}
-	p.cmd = exec.Command(regwardBin, args...)
-	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, "REGWARD_") {
-			p.cmd.Env = append(p.cmd.Env, kv)
-		}
-	}
-	p.cmd.Env = append(p.cmd.Env, env...)
-	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
-	p.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := p.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() { _ = p.cmd.Wait(); close(p.exited) }()
-	t.Cleanup(func() {
-		_ = p.cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-p.exited:
-		case <-time.After(5 * time.Second):
-			_ = p.cmd.Process.Kill()
-			<-p.exited
-		}
-	})
-	return p
-}
-
-// waitUp waits until check succeeds, failing with the process's output
-// when it exits first.
-func (p *proc) waitUp(t *testing.T, what string, check func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for time.Now().Before(deadline) {
-		if check() {
-			return
-		}
-		select {
-		case <-p.exited:
-			t.Fatalf("regward exited before %s:\n%s", what, p.out.String())
-		case <-time.After(50 * time.Millisecond):
-		}
-	}
-	t.Fatalf("regward: no %s within 30 s:\n%s", what, p.out.String())
-}
-
-func httpOK(url string) func() bool {
-	return func() bool {
-		resp, err := (&http.Client{Timeout: 2 * time.Second}).Get(url)
-		if err != nil {
-			return false
-		}
-		resp.Body.Close()
-		return resp.StatusCode == http.StatusOK
-	}
-}
-
-func listening(addr string) func() bool {
-	return func() bool {
-		c, err := net.DialTimeout("tcp", addr, time.Second)
-		if err == nil {
-			c.Close()
-		}
-		return err == nil
-	}
 }
 
 // selfSigned writes a throw-away certificate and key for 127.0.0.1 and
@@ -211,10 +85,10 @@ func selfSigned(t *testing.T) (certFile, keyFile string) {
 // says; keys are the file's, to know which overrides it needs.
 func tryServeConfig(t *testing.T, file string, keys map[string]any) {
 	t.Helper()
-	listen := freeAddr(t)
+	listen := regwardtest.FreeAddr(t)
 	args := []string{"serve", "--config", file, "--data", t.TempDir(), "--listen", listen, "--database", ""}
 	if _, ok := keys["proxy-listen"]; ok || keys["no-gateway"] != true {
-		args = append(args, "--proxy-listen", freeAddr(t))
+		args = append(args, "--proxy-listen", regwardtest.FreeAddr(t))
 	}
 	if _, ok := keys["tls-cert"]; ok {
 		c, k := selfSigned(t)
@@ -224,8 +98,8 @@ func tryServeConfig(t *testing.T, file string, keys map[string]any) {
 		c, k := selfSigned(t)
 		args = append(args, "--proxy-tls-cert", c, "--proxy-tls-key", k)
 	}
-	p := startRegward(t, []string{"REGWARD_ADMIN_PASSWORD=deploy-test-password"}, args...)
-	p.waitUp(t, "/healthz on "+listen, httpOK("http://"+listen+"/healthz"))
+	p := regwardtest.Start(t, []string{"REGWARD_ADMIN_PASSWORD=deploy-test-password"}, args...)
+	p.WaitHTTP(t, "http://"+listen+"/healthz", 30*time.Second)
 }
 
 var gatewayHelp struct {
@@ -238,8 +112,7 @@ var gatewayHelp struct {
 func requireGatewayCommand(t *testing.T) {
 	t.Helper()
 	gatewayHelp.once.Do(func() {
-		out, _ := exec.Command(regwardBin, "gateway", "--help").CombinedOutput()
-		gatewayHelp.text = string(out)
+		gatewayHelp.text, _ = regwardtest.Run(t, nil, "", "gateway", "--help")
 	})
 	for _, f := range []string{"--control-plane", "--token", "--cache-dir", "--proxy-listen"} {
 		if !strings.Contains(gatewayHelp.text, f) {
@@ -259,14 +132,14 @@ func requireGatewayCommand(t *testing.T) {
 func tryGatewayConfig(t *testing.T, file string, keys map[string]any) {
 	t.Helper()
 	requireGatewayCommand(t)
-	listen := freeAddr(t)
-	cp := startRegward(t, []string{"REGWARD_ADMIN_PASSWORD=deploy-test-password"},
+	listen := regwardtest.FreeAddr(t)
+	cp := regwardtest.Start(t, []string{"REGWARD_ADMIN_PASSWORD=deploy-test-password"},
 		"serve", "--data", t.TempDir(), "--listen", listen, "--no-gateway")
 	base := "http://" + listen
-	cp.waitUp(t, "/readyz on "+listen, httpOK(base+"/readyz"))
+	cp.WaitHTTP(t, base+"/readyz", 30*time.Second)
 	token := gatewayToken(t, base)
 
-	proxy := freeAddr(t)
+	proxy := regwardtest.FreeAddr(t)
 	args := []string{"gateway", "--config", file, "--control-plane", base, "--proxy-listen", proxy, "--cache-dir", t.TempDir()}
 	if _, ok := keys["proxy-tls-cert"]; ok {
 		c, k := selfSigned(t)
@@ -274,18 +147,18 @@ func tryGatewayConfig(t *testing.T, file string, keys map[string]any) {
 	}
 	metrics := ""
 	if _, ok := keys["metrics-listen"]; ok {
-		metrics = freeAddr(t)
+		metrics = regwardtest.FreeAddr(t)
 		args = append(args, "--metrics-listen", metrics)
 	}
-	gw := startRegward(t, []string{"REGWARD_TOKEN=" + token}, args...)
-	gw.waitUp(t, "gateway listening on "+proxy, listening(proxy))
+	gw := regwardtest.Start(t, []string{"REGWARD_TOKEN=" + token}, args...)
+	gw.WaitListening(t, proxy, 30*time.Second)
 	if metrics != "" {
-		gw.waitUp(t, "/healthz on "+metrics, httpOK("http://"+metrics+"/healthz"))
+		gw.WaitHTTP(t, "http://"+metrics+"/healthz", 30*time.Second)
 	}
 	// Still running a moment later: it took the token and the control plane.
 	select {
-	case <-gw.exited:
-		t.Fatalf("regward gateway exited:\n%s", gw.out.String())
+	case <-gw.Exited():
+		t.Fatalf("regward gateway exited:\n%s", gw.Output())
 	case <-time.After(time.Second):
 	}
 }

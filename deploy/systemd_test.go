@@ -9,6 +9,8 @@ import (
 	"testing"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/regward/regward/internal/regwardtest"
 )
 
 // unit is a systemd unit file: section -> key -> values, in order.
@@ -129,7 +131,7 @@ func TestSystemdAnalyzeVerify(t *testing.T) {
 			t.Fatal(err)
 		}
 		// verify checks that the executable exists: use the built one.
-		content := strings.ReplaceAll(string(data), "/usr/local/bin/regward", regwardBin)
+		content := strings.ReplaceAll(string(data), "/usr/local/bin/regward", regwardtest.Binary(t))
 		p := filepath.Join(dir, name)
 		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
 			t.Fatal(err)

@@ -13,6 +13,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/regward/regward/internal/regwardtest"
 )
 
 type options struct {
@@ -114,7 +116,7 @@ func run(ctx context.Context, o options) error {
 	defer os.RemoveAll(dir)
 	bin := o.binary
 	if bin == "" {
-		if bin, err = buildRegward(ctx, dir); err != nil {
+		if bin, err = regwardtest.Build(ctx, dir); err != nil {
 			return err
 		}
 	}
@@ -156,7 +158,7 @@ func runBackend(ctx context.Context, o options, bin, dir, backend string) ([]lin
 		return nil, err
 	}
 	defer s.stop()
-	failed := func(err error) error { return fmt.Errorf("%w\nregward output:\n%s", err, s.out.String()) }
+	failed := func(err error) error { return fmt.Errorf("%w\nregward output:\n%s", err, s.proc.Output()) }
 	owner := newAPI(s.url, s.token, 2)
 	var lines []line
 	emit := func(l line) {

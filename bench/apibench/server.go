@@ -6,19 +6,18 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 
 	"github.com/regward/regward/internal/pgtest"
+	"github.com/regward/regward/internal/regwardtest"
 )
 
 const (
@@ -26,56 +25,13 @@ const (
 	adminPassword = "apibench-admin-password"
 )
 
-// buildRegward builds cmd/regward into dir.
-func buildRegward(ctx context.Context, dir string) (string, error) {
-	out, err := exec.CommandContext(ctx, "go", "env", "GOMOD").Output()
-	if err != nil {
-		return "", fmt.Errorf("go env GOMOD: %w", err)
-	}
-	mod := strings.TrimSpace(string(out))
-	if mod == "" || mod == os.DevNull {
-		return "", errors.New("run apibench from inside the regward module")
-	}
-	bin := filepath.Join(dir, "regward")
-	build := exec.CommandContext(ctx, "go", "build", "-o", bin, "./cmd/regward")
-	build.Dir = filepath.Dir(mod)
-	if out, err := build.CombinedOutput(); err != nil {
-		return "", fmt.Errorf("build regward: %v\n%s", err, out)
-	}
-	return bin, nil
-}
-
-// logBuffer collects a process's output, shown when something fails.
-type logBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.b.Len() > 1<<20 {
-		l.b.Reset()
-		l.b.WriteString("[... earlier output dropped ...]\n")
-	}
-	return l.b.Write(p)
-}
-
-func (l *logBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // server is one running `regward serve`.
 type server struct {
 	backend string
 	addr    string // 127.0.0.1:PORT
 	url     string
 	token   string // acme's owner token from DATA/admin-token
-	cmd     *exec.Cmd
-	out     *logBuffer
-	exited  chan struct{}
+	proc    *regwardtest.Process
 }
 
 // startServer runs regward serve on dsn (empty: SQLite in dir) and waits
@@ -93,18 +49,15 @@ func startServer(ctx context.Context, bin, backend, dir, dsn string) (*server, e
 	if dsn != "" {
 		args = append(args, "--database", dsn)
 	}
-	s := &server{backend: backend, addr: addr, url: "http://" + addr, out: &logBuffer{}, exited: make(chan struct{})}
-	s.cmd = exec.Command(bin, args...)
-	s.cmd.Env = append(benchEnv(), "REGWARD_ADMIN_PASSWORD="+adminPassword)
-	s.cmd.Stdout, s.cmd.Stderr = s.out, s.out
-	s.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := s.cmd.Start(); err != nil {
-		return nil, fmt.Errorf("start regward serve: %w", err)
+	s := &server{backend: backend, addr: addr, url: "http://" + addr}
+	cmd := exec.Command(bin, args...)
+	cmd.Env = regwardtest.Environ("REGWARD_ADMIN_PASSWORD=" + adminPassword)
+	if s.proc, err = regwardtest.Launch(cmd); err != nil {
+		return nil, err
 	}
-	go func() { _ = s.cmd.Wait(); close(s.exited) }()
-	if err := s.waitReady(ctx, 60*time.Second); err != nil {
+	if err := s.proc.Poll(ctx, 60*time.Second, "200 from "+s.url+"/readyz", regwardtest.HTTPOK(s.url+"/readyz")); err != nil {
 		s.stop()
-		return nil, fmt.Errorf("%w\nregward output:\n%s", err, s.out.String())
+		return nil, fmt.Errorf("%w\nregward output:\n%s", err, s.proc.Output())
 	}
 	tok, err := os.ReadFile(filepath.Join(data, "admin-token"))
 	if err != nil {
@@ -115,60 +68,12 @@ func startServer(ctx context.Context, bin, backend, dir, dsn string) (*server, e
 	return s, nil
 }
 
-// benchEnv is the environment without REGWARD_* and proxy variables.
-func benchEnv() []string {
-	var env []string
-	for _, kv := range os.Environ() {
-		k, _, _ := strings.Cut(kv, "=")
-		if strings.HasPrefix(k, "REGWARD_") || strings.HasSuffix(strings.ToLower(k), "_proxy") {
-			continue
-		}
-		env = append(env, kv)
-	}
-	return env
-}
-
-func (s *server) waitReady(ctx context.Context, timeout time.Duration) error {
-	hc := &http.Client{Timeout: 2 * time.Second}
-	deadline := time.Now().Add(timeout)
-	for time.Now().Before(deadline) {
-		req, _ := http.NewRequestWithContext(ctx, "GET", s.url+"/readyz", nil)
-		if resp, err := hc.Do(req); err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return nil
-			}
-		}
-		select {
-		case <-s.exited:
-			return errors.New("regward serve exited before it was ready")
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(50 * time.Millisecond):
-		}
-	}
-	return fmt.Errorf("regward serve not ready within %v", timeout)
-}
-
 // stop shuts the server down gracefully, killing it after ten seconds.
-func (s *server) stop() {
-	select {
-	case <-s.exited:
-		return
-	default:
-	}
-	_ = s.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-s.exited:
-	case <-time.After(10 * time.Second):
-		_ = s.cmd.Process.Kill()
-		<-s.exited
-	}
-}
+func (s *server) stop() { s.proc.Stop(10 * time.Second) }
 
 // cpuTime is the CPU time (user + system) the server has used so far.
 func (s *server) cpuTime() (time.Duration, error) {
-	return procCPU(s.cmd.Process.Pid)
+	return procCPU(s.proc.Pid())
 }
 
 // clockTick is USER_HZ, the unit of /proc/PID/stat times: 100 on every

@@ -15,6 +15,7 @@ import (
 	"github.com/regward/regward/internal/client"
 	"github.com/regward/regward/internal/clienttest"
 	"github.com/regward/regward/internal/registrytest"
+	"github.com/regward/regward/internal/regwardtest"
 )
 
 const signInReason = "sign in to your organization: run `regward login`"
@@ -25,34 +26,28 @@ func notAllowedReason(hostport string) string {
 
 // startAgent runs `regward agent` on the machine and waits for its state
 // file. It is stopped with SIGTERM at cleanup.
-func startAgent(t *testing.T, m *machine, args ...string) (*proc, client.AgentState) {
+func startAgent(t *testing.T, m *machine, args ...string) (*regwardtest.Process, client.AgentState) {
 	t.Helper()
-	p := &proc{cmd: exec.Command(binary, append([]string{"agent"}, args...)...)}
-	p.cmd.Env = m.environ()
-	p.cmd.Stdout, p.cmd.Stderr = lockedWriter{p}, lockedWriter{p}
-	if err := p.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
+	cmd := exec.Command(regwardtest.Binary(t), append([]string{"agent"}, args...)...)
+	cmd.Env = m.environ()
+	p := regwardtest.StartCommand(t, cmd)
 	t.Cleanup(func() {
-		if p.cmd.ProcessState == nil {
-			_ = p.cmd.Process.Signal(syscall.SIGTERM)
-			if err := waitExit(p.cmd, 20*time.Second); err != nil {
+		if p.Running() {
+			_ = p.Signal(syscall.SIGTERM)
+			if err := p.Wait(20 * time.Second); err != nil {
 				t.Errorf("agent after SIGTERM: %v", err)
 			}
-		}
-		if t.Failed() {
-			t.Logf("regward agent output:\n%s", p.output())
 		}
 	})
 	statePath, _ := client.AgentStatePath(m.session)
 	deadline := time.Now().Add(20 * time.Second)
 	for {
 		st, err := client.ReadAgentState(statePath)
-		if err == nil && st.PID == p.cmd.Process.Pid {
+		if err == nil && st.PID == p.Pid() {
 			return p, st
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("the agent wrote no state file: %v\n%s", err, p.output())
+			t.Fatalf("the agent wrote no state file: %v\n%s", err, p.Output())
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
@@ -138,7 +133,7 @@ func TestAgentEnforcesWithDocker(t *testing.T) {
 	m := newMachine(t, "acme")
 
 	// The agent starts before anyone signs in: it refuses everything.
-	agent, st := startAgent(t, m, "--listen", freeAddr(t), "--policy-ttl", ttl.String(), "--log-level", "debug",
+	agent, st := startAgent(t, m, "--listen", regwardtest.FreeAddr(t), "--policy-ttl", ttl.String(), "--log-level", "debug",
 		"--resolve", "allowed.test="+reg.Addr, "--resolve", "denied.test="+reg.Addr, "--resolve", "late.test="+reg.Addr)
 	proxy := st.Listen
 	d := clienttest.StartDocker(t, clienttest.DockerOptions{
@@ -162,7 +157,7 @@ func TestAgentEnforcesWithDocker(t *testing.T) {
 		t.Fatalf("login --org acme: exit %d\n%s", code, out)
 	}
 	out, _ = m.regward("", "status")
-	if !strings.Contains(out, fmt.Sprintf("Agent:        running on %s (pid %d), enforcing policy version 2 of acme for alice", proxy, agent.cmd.Process.Pid)) {
+	if !strings.Contains(out, fmt.Sprintf("Agent:        running on %s (pid %d), enforcing policy version 2 of acme for alice", proxy, agent.Pid())) {
 		t.Errorf("status:\n%s", out)
 	}
 

@@ -19,6 +19,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/regward/regward/internal/client"
+	"github.com/regward/regward/internal/regwardtest"
 )
 
 var updateGolden = flag.Bool("update", false, "rewrite the golden files under testdata/ with the current output")
@@ -35,17 +36,17 @@ type controlPlane struct {
 	base  string
 	data  string
 	admin string // the owner token of DATA/admin-token
-	p     *proc
+	p     *regwardtest.Process
 }
 
 func startControlPlane(t *testing.T) *controlPlane {
 	t.Helper()
 	cp := &controlPlane{t: t, data: t.TempDir()}
-	listen := freeAddr(t)
+	listen := regwardtest.FreeAddr(t)
 	cp.base = "http://" + listen
-	cp.p = start(t, []string{"REGWARD_ADMIN_PASSWORD=" + adminPW},
-		"serve", "--data", cp.data, "--org", "acme", "--listen", listen, "--proxy-listen", freeAddr(t))
-	waitHealthy(t, cp.base)
+	cp.p = regwardtest.Start(t, []string{"REGWARD_ADMIN_PASSWORD=" + adminPW},
+		"serve", "--data", cp.data, "--org", "acme", "--listen", listen, "--proxy-listen", regwardtest.FreeAddr(t))
+	cp.p.WaitHTTP(t, cp.base+"/healthz", 30*time.Second)
 	tok, err := os.ReadFile(filepath.Join(cp.data, "admin-token"))
 	if err != nil {
 		t.Fatal(err)
@@ -100,10 +101,10 @@ func (cp *controlPlane) applyPolicy(p map[string]any) int64 {
 // stop ends the control plane with SIGTERM.
 func (cp *controlPlane) stop() {
 	cp.t.Helper()
-	if err := cp.p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+	if err := cp.p.Signal(syscall.SIGTERM); err != nil {
 		cp.t.Fatal(err)
 	}
-	if err := waitExit(cp.p.cmd, 20*time.Second); err != nil {
+	if err := cp.p.Wait(20 * time.Second); err != nil {
 		cp.t.Fatalf("control plane after SIGTERM: %v", err)
 	}
 }
@@ -177,7 +178,7 @@ func (m *machine) environ(extra ...string) []string {
 // and exit status.
 func (m *machine) regward(stdin string, args ...string) (string, int) {
 	m.t.Helper()
-	cmd := exec.Command(binary, args...)
+	cmd := exec.Command(regwardtest.Binary(m.t), args...)
 	cmd.Env = m.environ()
 	cmd.Stdin = strings.NewReader(stdin)
 	out, err := cmd.CombinedOutput()

@@ -15,6 +15,7 @@ import (
 
 	"github.com/regward/regward/internal/clienttest"
 	"github.com/regward/regward/internal/registrytest"
+	"github.com/regward/regward/internal/regwardtest"
 )
 
 // api calls the control plane with a bearer token and returns status and body.
@@ -51,12 +52,12 @@ func TestServeGatewayWithDocker(t *testing.T) {
 	allowed, denied := reg.HostPort("allowed.test"), reg.HostPort("denied.test")
 
 	data := t.TempDir()
-	listen, proxy := freeAddr(t), freeAddr(t)
+	listen, proxy := regwardtest.FreeAddr(t), regwardtest.FreeAddr(t)
 	base := "http://" + listen
-	start(t, []string{"REGWARD_ADMIN_PASSWORD=correct-horse-battery-staple"}, "serve",
+	p := regwardtest.Start(t, []string{"REGWARD_ADMIN_PASSWORD=correct-horse-battery-staple"}, "serve",
 		"--data", data, "--org", "acme", "--listen", listen, "--proxy-listen", proxy,
 		"--resolve", "allowed.test="+reg.Addr, "--resolve", "denied.test="+reg.Addr)
-	waitHealthy(t, base)
+	p.WaitHTTP(t, base+"/healthz", 30*time.Second)
 	tok, err := os.ReadFile(filepath.Join(data, "admin-token"))
 	if err != nil {
 		t.Fatal(err)

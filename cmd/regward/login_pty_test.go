@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/regward/regward/internal/regwardtest"
 )
 
 // openPTY opens a pseudo-terminal pair: the test holds the master, the
@@ -75,7 +77,7 @@ func TestLoginPromptsWithoutEcho(t *testing.T) {
 	m := newMachine(t, "acme")
 	master, slave := openPTY(t)
 
-	cmd := exec.Command(binary, "login", "--server", cp.base, "--org", "acme")
+	cmd := exec.Command(regwardtest.Binary(t), "login", "--server", cp.base, "--org", "acme")
 	cmd.Env = m.environ("TERM=dumb")
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = slave, slave, slave
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Setctty: true, Ctty: 0}

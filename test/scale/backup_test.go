@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/regward/regward/internal/pgtest"
+	"github.com/regward/regward/internal/regwardtest"
 )
 
 // The backup and restore procedures of docs/DEPLOY.md, run as written: an
@@ -27,11 +28,11 @@ func TestBackupAndRestore(t *testing.T) {
 // single is a one-node `regward serve` on SQLite in data.
 func startSingle(t *testing.T, name, data string) *replica {
 	t.Helper()
-	r := &replica{name: name, listen: freeAddr(t), data: data}
+	r := &replica{name: name, listen: regwardtest.FreeAddr(t), data: data}
 	r.url = "http://" + r.listen
-	r.process = startProcess(t, name, []string{"REGWARD_ADMIN_PASSWORD=" + adminPassword},
+	r.Process = startProcess(t, name, []string{"REGWARD_ADMIN_PASSWORD=" + adminPassword},
 		"serve", "--data", data, "--org", org, "--listen", r.listen, "--no-gateway")
-	r.waitHTTP(t, r.url+"/readyz", 60*time.Second)
+	r.WaitHTTP(t, r.url+"/readyz", 60*time.Second)
 	return r
 }
 
@@ -101,7 +102,7 @@ func backupSQLite(t *testing.T) {
 	backup := filepath.Join(t.TempDir(), "regward-backup.db")
 	runTool(t, sqlite3, filepath.Join(data, "regward.db"), ".backup '"+backup+"'")
 	owner.mustApply(t, policyAllowing("after-backup.example"), v)
-	a.stop(10 * time.Second)
+	a.Stop(10 * time.Second)
 
 	// Restore into a new data directory: the database, the gateway CA and
 	// (optionally) the admin token.
@@ -111,8 +112,8 @@ func backupSQLite(t *testing.T) {
 		copyFile(t, filepath.Join(data, f), filepath.Join(restored, f), 0o600)
 	}
 	b := startSingle(t, "restored", restored)
-	if strings.Contains(b.out.String(), "first run") {
-		t.Fatalf("the restored data directory was bootstrapped again:\n%s", b.out.String())
+	if strings.Contains(b.Output(), "first run") {
+		t.Fatalf("the restored data directory was bootstrapped again:\n%s", b.Output())
 	}
 	checkRestored(t, newClient(b.url, readToken(t, data)), v, "backed-up.example", ca)
 }
@@ -136,16 +137,16 @@ func backupPostgres(t *testing.T) {
 	dump := filepath.Join(t.TempDir(), "regward.dump")
 	runTool(t, pgDump, "--format=custom", "--file", dump, c.dsn)
 	owner.mustApply(t, policyAllowing("after-backup.example"), v)
-	r.stop(10 * time.Second)
+	r.Stop(10 * time.Second)
 
 	// Restore into an empty database and point a replica at it.
 	target := pgtest.DSN(t)
 	runTool(t, pgRestore, "--no-owner", "--exit-on-error", "--dbname", target, dump)
-	restored := &replica{name: "restored", listen: freeAddr(t), data: t.TempDir(), dsn: target}
+	restored := &replica{name: "restored", listen: regwardtest.FreeAddr(t), data: t.TempDir(), dsn: target}
 	restored.url = "http://" + restored.listen
 	restored.start(t)
-	if strings.Contains(restored.out.String(), "first run") {
-		t.Fatalf("the restored database was bootstrapped again:\n%s", restored.out.String())
+	if strings.Contains(restored.Output(), "first run") {
+		t.Fatalf("the restored database was bootstrapped again:\n%s", restored.Output())
 	}
 	checkRestored(t, newClient(restored.url, c.adminToken), v, "backed-up.example", nil)
 }

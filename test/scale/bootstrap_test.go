@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/regward/regward/internal/pgtest"
+	"github.com/regward/regward/internal/regwardtest"
 )
 
 // A Kubernetes Deployment starts all its replicas at once, so on a new
@@ -32,7 +33,7 @@ func startTogether(t *testing.T) {
 	c := &cluster{dsn: pgtest.DSN(t)}
 	const n = 3
 	for i := range n {
-		r := &replica{name: "replica-" + string(rune('a'+i)), listen: freeAddr(t), data: t.TempDir(), dsn: c.dsn}
+		r := &replica{name: "replica-" + string(rune('a'+i)), listen: regwardtest.FreeAddr(t), data: t.TempDir(), dsn: c.dsn}
 		r.url = "http://" + r.listen
 		c.replicas = append(c.replicas, r)
 	}
@@ -42,7 +43,7 @@ func startTogether(t *testing.T) {
 	var token string
 	created := 0
 	for _, r := range c.replicas {
-		r.waitHTTP(t, r.url+"/readyz", 60*time.Second)
+		r.WaitHTTP(t, r.url+"/readyz", 60*time.Second)
 		b, err := os.ReadFile(filepath.Join(r.data, "admin-token"))
 		switch {
 		case err == nil:
@@ -51,7 +52,7 @@ func startTogether(t *testing.T) {
 		case !errors.Is(err, fs.ErrNotExist):
 			t.Fatal(err)
 		}
-		if got := strings.Count(r.out.String(), "regward first run: created organization"); got > 1 {
+		if got := strings.Count(r.Output(), "regward first run: created organization"); got > 1 {
 			t.Errorf("%s announced the first run %d times", r.name, got)
 		}
 	}

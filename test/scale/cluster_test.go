@@ -16,6 +16,7 @@ import (
 
 	"github.com/regward/regward/internal/pgtest"
 	"github.com/regward/regward/internal/policy"
+	"github.com/regward/regward/internal/regwardtest"
 )
 
 const (
@@ -27,7 +28,7 @@ const (
 
 // replica is one `regward serve --database postgres://... --no-gateway`.
 type replica struct {
-	*process
+	*regwardtest.Process
 	name   string
 	listen string // 127.0.0.1:PORT
 	url    string // http://127.0.0.1:PORT
@@ -57,7 +58,7 @@ func startCluster(t *testing.T, n int) *cluster {
 		if i == 0 {
 			tok, err := os.ReadFile(filepath.Join(r.data, "admin-token"))
 			if err != nil {
-				t.Fatalf("the first replica wrote no admin token: %v\n%s", err, r.out.String())
+				t.Fatalf("the first replica wrote no admin token: %v\n%s", err, r.Output())
 			}
 			c.adminToken = strings.TrimSpace(string(tok))
 		}
@@ -68,7 +69,7 @@ func startCluster(t *testing.T, n int) *cluster {
 
 func (c *cluster) addReplica(t *testing.T, name string) *replica {
 	t.Helper()
-	r := &replica{name: name, listen: freeAddr(t), data: t.TempDir(), dsn: c.dsn}
+	r := &replica{name: name, listen: regwardtest.FreeAddr(t), data: t.TempDir(), dsn: c.dsn}
 	r.url = "http://" + r.listen
 	r.start(t)
 	c.replicas = append(c.replicas, r)
@@ -80,13 +81,13 @@ func (c *cluster) addReplica(t *testing.T, name string) *replica {
 func (r *replica) start(t *testing.T) {
 	t.Helper()
 	r.launch(t)
-	r.waitHTTP(t, r.url+"/readyz", 60*time.Second)
+	r.WaitHTTP(t, r.url+"/readyz", 60*time.Second)
 }
 
 // launch starts the replica's process without waiting for it.
 func (r *replica) launch(t *testing.T) {
 	t.Helper()
-	r.process = startProcess(t, r.name, []string{"REGWARD_ADMIN_PASSWORD=" + adminPassword},
+	r.Process = startProcess(t, r.name, []string{"REGWARD_ADMIN_PASSWORD=" + adminPassword},
 		"serve", "--data", r.data, "--org", org, "--listen", r.listen,
 		"--database", r.dsn, "--no-gateway", "--log-level", "info")
 }

@@ -8,7 +8,6 @@ import (
 	"net/http"
 	"net/url"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -17,6 +16,7 @@ import (
 
 	"github.com/regward/regward/internal/clienttest"
 	"github.com/regward/regward/internal/registrytest"
+	"github.com/regward/regward/internal/regwardtest"
 )
 
 // failoverBound is how soon a gateway whose replica died must enforce a
@@ -36,8 +36,7 @@ var gatewayHelp struct {
 func requireGatewayCommand(t *testing.T) {
 	t.Helper()
 	gatewayHelp.once.Do(func() {
-		out, err := exec.Command(regwardBin, "gateway", "--help").CombinedOutput()
-		gatewayHelp.text, gatewayHelp.err = string(out), err
+		gatewayHelp.text, gatewayHelp.err = regwardtest.Run(t, nil, "", "gateway", "--help")
 	})
 	if gatewayHelp.err != nil {
 		t.Fatalf("regward gateway --help: %v\n%s", gatewayHelp.err, gatewayHelp.text)
@@ -51,13 +50,13 @@ func requireGatewayCommand(t *testing.T) {
 
 // gatewayProc is one `regward gateway`.
 type gatewayProc struct {
-	*process
+	*regwardtest.Process
 	addr string
 }
 
 func startGateway(t *testing.T, name, token string, controlPlanes []string, reg *registrytest.Registry) *gatewayProc {
 	t.Helper()
-	g := &gatewayProc{addr: freeAddr(t)}
+	g := &gatewayProc{addr: regwardtest.FreeAddr(t)}
 	args := []string{"gateway", "--control-plane", strings.Join(controlPlanes, ","),
 		"--proxy-listen", g.addr, "--cache-dir", t.TempDir()}
 	for _, opt := range [][2]string{{"--gateway-name", name}, {"--log-level", "debug"}} {
@@ -73,8 +72,8 @@ func startGateway(t *testing.T, name, token string, controlPlanes []string, reg 
 	}
 	// The token goes in the environment, as a deployment should pass it:
 	// a command line is visible to every user of the machine.
-	g.process = startProcess(t, name, []string{"REGWARD_TOKEN=" + token}, args...)
-	g.waitListening(t, g.addr, 30*time.Second)
+	g.Process = startProcess(t, name, []string{"REGWARD_TOKEN=" + token}, args...)
+	g.WaitListening(t, g.addr, 30*time.Second)
 	return g
 }
 
@@ -136,10 +135,10 @@ func waitEnforced(t *testing.T, g *gatewayProc, proxy string, reg *registrytest.
 		}
 		last = err
 		if time.Since(since) > limit {
-			t.Fatalf("%s: %s still %s %v after the change (last error: %v)", g.name, host, verb(!want), limit, last)
+			t.Fatalf("%s: %s still %s %v after the change (last error: %v)", g.Name, host, verb(!want), limit, last)
 		}
-		if !g.running() {
-			t.Fatalf("%s exited (%v)", g.name, g.err)
+		if !g.Running() {
+			t.Fatalf("%s exited (%v)", g.Name, g.Err())
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
@@ -213,7 +212,7 @@ func TestGatewayFleetFollowsReplicas(t *testing.T) {
 		d := waitEnforced(t, gw2, p2, reg, host, allow, t0, bound)
 		delays = append(delays, d)
 		t.Logf("%s: version %d (%s %s) enforced on gw2 %v after Save & Apply on replica 1", label, v, host, verb(allow), d.Round(time.Millisecond))
-		if gw1.running() {
+		if gw1.Running() {
 			waitEnforced(t, gw1, p1, reg, host, allow, t0, propagationBound)
 		}
 		skopeoPull(t, p2, reg, host, allow)
@@ -225,7 +224,7 @@ func TestGatewayFleetFollowsReplicas(t *testing.T) {
 	// Replica 2 dies without a word; gateway 2, which follows it (the only
 	// long-poll replica 2 holds is gateway 2's), has replica 1 too.
 	waitMetric(t, r2.url, "regward_policy_long_polls", 1, 10*time.Second)
-	r2.kill()
+	r2.Kill()
 	change(false, failoverBound, "after replica 2 was killed")
 	change(true, propagationBound, "next change, gw2 on replica 1")
 
@@ -318,7 +317,7 @@ func TestGatewayFailsOverFromHungReplica(t *testing.T) {
 	// The gateway follows replica 2, the first it was given.
 	waitMetric(t, r2.url, "regward_policy_long_polls", 1, 10*time.Second)
 
-	r2.pause(t)
+	r2.Pause(t)
 	t0 := time.Now()
 	v = owner.mustApply(t, policyAllowing(), v)
 	d := waitEnforced(t, gw, proxy, reg, host, false, t0, hungFailoverBound)
@@ -328,7 +327,7 @@ func TestGatewayFailsOverFromHungReplica(t *testing.T) {
 	v = owner.mustApply(t, policyAllowing(host), v)
 	d = waitEnforced(t, gw, proxy, reg, host, true, t0, propagationBound)
 	t.Logf("version %d enforced %v after Save & Apply, on replica 1", v, d.Round(time.Millisecond))
-	r2.resume(t)
+	r2.Resume(t)
 }
 
 // waitMetric waits until a replica's /metrics shows sample >= min.
