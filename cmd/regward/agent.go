@@ -15,6 +15,7 @@ type agentFlags struct {
 	resolve                                   []string
 	ttl                                       time.Duration
 	upstream                                  string
+	upstreamCA                                []string
 }
 
 func newAgentCmd() *cobra.Command {
@@ -47,8 +48,13 @@ organization: run ` + "`regward login`" + `".`,
 					return fmt.Errorf("--upstream-gateway %q: %w", f.upstream, err)
 				}
 			}
+			roots, err := (&gatewayFlags{upstreamCA: f.upstreamCA}).upstreamRoots()
+			if err != nil {
+				return err
+			}
 			a, err := agent.New(agent.Config{
-				Listen: f.listen, RegistryJSON: f.registryJSON, TTL: f.ttl, Resolve: resolve, Logger: log,
+				UpstreamRoots: roots,
+				Listen:        f.listen, RegistryJSON: f.registryJSON, TTL: f.ttl, Resolve: resolve, Logger: log,
 				UpstreamGateway: upstream,
 			})
 			if err != nil {
@@ -61,6 +67,7 @@ organization: run ` + "`regward login`" + `".`,
 	fl.StringVar(&f.listen, "listen", agent.DefaultListen, "proxy address (loopback only)")
 	fl.DurationVar(&f.ttl, "policy-ttl", agent.DefaultTTL, "how long the cached policy is enforced while the control plane is out of reach")
 	fl.StringArrayVar(&f.resolve, "resolve", nil, "NAME=IP:PORT: dial IP:PORT for NAME instead of resolving it (repeatable)")
+	fl.StringArrayVar(&f.upstreamCA, "upstream-ca", nil, "extra CA (PEM file) trusted for registries' certificates when inspecting (repeatable)")
 	fl.StringVar(&f.upstream, "upstream-gateway", "", "chain allowed requests to this central gateway (http[s]://host:port); your sign-in is its credential")
 	fl.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
 	fl.StringVar(&f.logFormat, "log-format", "text", "text or json")

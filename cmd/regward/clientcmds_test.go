@@ -472,7 +472,7 @@ func TestSetupCommand(t *testing.T) {
 		`Environment="HTTPS_PROXY=http://127.0.0.1:3128"`,
 		`daemon.json keeps its no-proxy list "corp.example"`,
 		"Apply with: sudo regward setup docker --write",
-		"does not inspect TLS, so no CA is installed",
+		"No agent is running for this sign-in, so its CA is not known yet",
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("setup docker lacks %q:\n%s", want, out)

@@ -10,6 +10,8 @@ import (
 
 	"github.com/regward/regward/internal/controlplane"
 	"github.com/regward/regward/internal/gateway"
+	"github.com/regward/regward/internal/gwca"
+	"github.com/regward/regward/internal/inspect"
 	"github.com/regward/regward/internal/store"
 )
 
@@ -50,11 +52,30 @@ func (r *runningGateway) shutdown(ctx context.Context) {
 	}
 }
 
-// serveGateway starts a gateway on the listener of f; errors of Serve go to errc.
-func serveGateway(ctx context.Context, log *slog.Logger, cfg gateway.Config, f gatewayFlags, batcher *gateway.Batcher, errc chan<- error) (*runningGateway, error) {
+// serveGateway starts a gateway on the listener of f; errors of Serve go to
+// errc. With a CA, hosts whose rules need it are inspected.
+func serveGateway(ctx context.Context, log *slog.Logger, cfg gateway.Config, f gatewayFlags, ca *gwca.CA, batcher *gateway.Batcher, errc chan<- error) (*runningGateway, error) {
 	resolve, err := f.resolveMap()
 	if err != nil {
 		return nil, err
+	}
+	if ca != nil {
+		roots, err := f.upstreamRoots()
+		if err != nil {
+			return nil, err
+		}
+		var sink gateway.DecisionSink
+		if batcher != nil {
+			sink = batcher
+		}
+		in, err := inspect.New(inspect.Options{
+			CA: ca, UpstreamRoots: roots, Policies: cfg.Policies, Decisions: sink, LogAllowed: f.logAllowed,
+			Logger: log, Registerer: cfg.Registerer, Name: f.name,
+		})
+		if err != nil {
+			return nil, err
+		}
+		cfg.Interceptor = in
 	}
 	cfg.Resolve = resolve
 	cfg.LogAllowed = f.logAllowed
@@ -85,7 +106,7 @@ func serveGateway(ctx context.Context, log *slog.Logger, cfg gateway.Config, f g
 	return &runningGateway{gw: gw, batcher: batcher, log: log}, nil
 }
 
-func startEmbeddedGateway(ctx context.Context, log *slog.Logger, cp *controlplane.Server, org string, reg *prometheus.Registry, f gatewayFlags, errc chan<- error) (*runningGateway, error) {
+func startEmbeddedGateway(ctx context.Context, log *slog.Logger, cp *controlplane.Server, org string, ca *gwca.CA, reg *prometheus.Registry, f gatewayFlags, errc chan<- error) (*runningGateway, error) {
 	batcher, err := gateway.NewBatcher(gateway.BatcherConfig{Flush: cp.RecordDecisions, Registerer: reg, Logger: log})
 	if err != nil {
 		return nil, err
@@ -97,5 +118,5 @@ func startEmbeddedGateway(ctx context.Context, log *slog.Logger, cp *controlplan
 		AnonymousOrg:   org,
 		Registerer:     reg,
 	}
-	return serveGateway(ctx, log, cfg, f, batcher, errc)
+	return serveGateway(ctx, log, cfg, f, ca, batcher, errc)
 }

@@ -145,8 +145,16 @@ func runGateway(ctx context.Context, f standaloneFlags) error {
 		cfg.Auth = gateway.NewCachingAuthenticator(auth, gateway.CacheConfig{})
 	}
 
+	// Inspection needs the installation's CA: the one clients trust.
+	ca, err := f.gw.loadCA("")
+	if err != nil {
+		return err
+	}
+	if ca == nil {
+		log.Info("no --ca-cert/--ca-key: every allowed tunnel is passed through without inspection, so image rules, pull-only registries and push limits are not enforced by this gateway")
+	}
 	errc := make(chan error, 2)
-	gw, err := serveGateway(ctx, log, cfg, f.gw, batcher, errc)
+	gw, err := serveGateway(ctx, log, cfg, f.gw, ca, batcher, errc)
 	if err != nil {
 		return err
 	}

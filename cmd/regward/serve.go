@@ -175,7 +175,7 @@ func runServe(ctx context.Context, out io.Writer, f serveFlags) error {
 
 	var gw *runningGateway
 	if !f.noGateway {
-		gw, err = startEmbeddedGateway(ctx, log, cp, f.org, reg, f.gw, errc)
+		gw, err = startEmbeddedGateway(ctx, log, cp, f.org, ca, reg, f.gw, errc)
 		if err != nil {
 			return err
 		}

@@ -49,22 +49,29 @@ The daemon is restarted (skip with --no-restart).`,
 
 func runSetup(cmd *cobra.Command, target string, f setupFlags) error {
 	o := client.SetupOptions{Client: target, Gateway: f.gateway, NoProxy: f.noProxy, Root: f.root}
+	var agent *client.AgentControl
 	if o.Gateway == "" {
-		agent, _ := client.FindAgent("")
+		agent, _ = client.FindAgent("")
 		o.Gateway = "http://127.0.0.1:3128"
 		if agent != nil {
 			o.Gateway = "http://" + agent.State.Listen
 		}
 	}
-	// A loopback proxy without credentials is the local agent, which
-	// tunnels without inspecting TLS: its clients need no CA unless one is
-	// named.
+	// A loopback proxy without credentials is the local agent: it inspects
+	// with a CA of its own, named in its state file.
 	local := false
 	if u, err := url.Parse(o.Gateway); err == nil && u.User == nil && client.IsLoopback(u.Hostname()) {
-		local = f.caFile == ""
+		local = f.caFile == "" && !f.noCA
 	}
 	var err error
-	if !local {
+	switch {
+	case local && agent != nil && agent.State.CAFile != "":
+		f.caFile = agent.State.CAFile
+		if o.CA, o.CASource, err = setupCA(cmd.Context(), f); err != nil {
+			return err
+		}
+		o.CASource = "the agent's own CA, " + agent.State.CAFile
+	case !local:
 		if o.CA, o.CASource, err = setupCA(cmd.Context(), f); err != nil {
 			return err
 		}
@@ -73,8 +80,8 @@ func runSetup(cmd *cobra.Command, target string, f setupFlags) error {
 	if err != nil {
 		return err
 	}
-	if local {
-		plan.Notes = append(plan.Notes, "The agent on "+plan.Gateway+" does not inspect TLS, so no CA is installed (name one with --ca-file).")
+	if local && o.CA == nil {
+		plan.Notes = append(plan.Notes, "No agent is running for this sign-in, so its CA is not known yet: start `regward agent` (it creates the CA) and run setup again, or name a CA with --ca-file. Without it, clients cannot pull from registries the agent must inspect (Docker Hub when image access is on, pull-only registries).")
 	}
 	redact := client.Redactor(o.Gateway)
 	out := cmd.OutOrStdout()

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/subtle"
+	"crypto/x509"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -12,10 +13,12 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"path/filepath"
 	"sync"
 	"time"
 
 	"github.com/regward/regward/internal/client"
+	"github.com/regward/regward/internal/gwca"
 )
 
 // Defaults for the zero values of Config.
@@ -53,6 +56,14 @@ type Config struct {
 	// signed-in user's name and token become its proxy credentials unless
 	// the URL carries its own.
 	UpstreamGateway *url.URL
+	// CADir holds the agent's own CA (created there on first use) for the
+	// registries whose rules need TLS inspection; "": the "agent-ca"
+	// directory beside the session file. Unused with UpstreamGateway, which
+	// inspects for the agent.
+	CADir string
+	// UpstreamRoots verify registries' certificates when inspecting; nil:
+	// the system roots.
+	UpstreamRoots *x509.CertPool
 }
 
 // Agent is the local gateway. Create it with New and run it with Run.
@@ -61,6 +72,7 @@ type Agent struct {
 	log       *slog.Logger
 	statePath string
 	key       string
+	ca        *gwca.CA // nil when chained to an upstream gateway
 	started   time.Time
 
 	proxyLn net.Listener
@@ -107,6 +119,14 @@ func New(cfg Config) (*Agent, error) {
 	}
 	if err := a.checkNoOtherAgent(); err != nil {
 		return nil, err
+	}
+	if cfg.UpstreamGateway == nil {
+		if a.cfg.CADir == "" {
+			a.cfg.CADir = filepath.Join(filepath.Dir(a.cfg.SessionPath), "agent-ca")
+		}
+		if a.ca, err = gwca.LoadOrCreate(a.cfg.CADir, "regward agent CA"); err != nil {
+			return nil, fmt.Errorf("agent: %w", err)
+		}
 	}
 	if err := checkLoopback(cfg.Listen); err != nil {
 		return nil, err
@@ -169,6 +189,9 @@ func (a *Agent) Run(ctx context.Context) error {
 	st := client.AgentState{
 		PID: os.Getpid(), Listen: a.proxyLn.Addr().String(), Control: a.ctlLn.Addr().String(),
 		Key: a.key, StartedAt: a.started,
+	}
+	if a.ca != nil {
+		st.CAFile = filepath.Join(a.cfg.CADir, gwca.CertFile)
 	}
 	if err := client.WriteAgentState(a.statePath, st); err != nil {
 		a.stopEpoch(a.swap(nil))

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/x509"
 	"encoding/base64"
 	"errors"
 	"fmt"
@@ -41,6 +42,7 @@ type env struct {
 	ttl       time.Duration
 	pollEvery time.Duration
 	resolved  map[string]string
+	roots     *x509.CertPool
 }
 
 func newEnv(t *testing.T) *env {
@@ -92,7 +94,7 @@ func (e *env) start() {
 	e.t.Helper()
 	a, err := New(Config{
 		Listen: "127.0.0.1:0", SessionPath: e.session, RegistryJSON: e.regJSON, Cache: e.cache,
-		TTL: e.ttl, Resolve: e.resolved, Poll: e.pollEvery,
+		TTL: e.ttl, Resolve: e.resolved, Poll: e.pollEvery, UpstreamRoots: e.roots,
 		Logger: slog.New(slog.NewTextHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
 	})
 	if err != nil {

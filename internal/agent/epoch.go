@@ -16,6 +16,7 @@ import (
 
 	"github.com/regward/regward/internal/client"
 	"github.com/regward/regward/internal/gateway"
+	"github.com/regward/regward/internal/inspect"
 	"github.com/regward/regward/internal/policy"
 )
 
@@ -147,6 +148,13 @@ func (a *Agent) newEpoch(ctx context.Context, sess client.Session, reason string
 				up.User = url.UserPassword(sess.Username, sess.Token)
 			}
 			cfg.Upstream = &up
+		} else if a.ca != nil {
+			in, err := inspect.New(inspect.Options{CA: a.ca, UpstreamRoots: a.cfg.UpstreamRoots, Policies: ep.follow, Logger: a.gatewayLogger(), Name: a.cfg.Name})
+			if err != nil {
+				ep.follow.stop()
+				return nil, fmt.Errorf("agent: %w", err)
+			}
+			cfg.Interceptor = in
 		}
 	}
 	gw, err := gateway.New(cfg)

@@ -25,6 +25,9 @@ type AgentState struct {
 	Control   string    `json:"control"` // 127.0.0.1:PORT of the control endpoint
 	Key       string    `json:"key"`
 	StartedAt time.Time `json:"startedAt"`
+	// CAFile is the agent's own CA certificate, which clients trust for the
+	// registries the agent inspects ("" when it inspects nothing).
+	CAFile string `json:"caFile,omitempty"`
 }
 
 // AgentStatePath is agent.json beside the session file.

@@ -37,6 +37,9 @@ const (
 	// maxRejecting bounds the goroutines that answer 503 beyond MaxConns, so
 	// that a flood cannot turn the refusal itself into unbounded work.
 	maxRejecting = 64
+	// maxIdleServers bounds the goroutines that wait for the next
+	// connection after serving one (see serve).
+	maxIdleServers = 32
 )
 
 // PolicySource returns an org's compiled policy and its version. An error
@@ -121,6 +124,11 @@ type Gateway struct {
 	closing   bool
 
 	rejecting atomic.Int32
+
+	// next hands an accepted connection to a goroutine waiting in serve;
+	// idleServers counts those goroutines.
+	next        chan *clientConn
+	idleServers atomic.Int32
 }
 
 // connState says what a client connection is doing, for Shutdown.
@@ -179,6 +187,7 @@ func New(cfg Config) (*Gateway, error) {
 		maxHeaderBytes: orDefault(cfg.MaxHeaderBytes, DefaultMaxHeaderBytes),
 		listeners:      make(map[net.Listener]struct{}),
 		conns:          make(map[*clientConn]struct{}),
+		next:           make(chan *clientConn),
 	}
 	if g.log == nil {
 		g.log = slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -234,7 +243,34 @@ func (g *Gateway) Serve(ln net.Listener) error {
 		}
 		backoff = 0
 		if cc := g.admit(c); cc != nil {
-			go g.serveConn(cc)
+			select {
+			case g.next <- cc:
+			default:
+				go g.serve(cc)
+			}
+		}
+	}
+}
+
+// serve serves cc, then waits for the next connection Serve accepts,
+// unless enough goroutines wait already. A goroutine that served a request
+// has grown its stack to what a request needs (logging a decision takes
+// several KiB); a new goroutine would start small and grow again, copying
+// its stack on the way, which costs a refused connection a tenth of its
+// time. The waiting goroutines end when the gateway has shut down.
+func (g *Gateway) serve(cc *clientConn) {
+	for {
+		g.serveConn(cc)
+		if g.idleServers.Add(1) > maxIdleServers {
+			g.idleServers.Add(-1)
+			return
+		}
+		select {
+		case cc = <-g.next:
+			g.idleServers.Add(-1)
+		case <-g.ctx.Done():
+			g.idleServers.Add(-1)
+			return
 		}
 	}
 }

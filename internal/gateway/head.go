@@ -47,6 +47,18 @@ func (h *requestHead) values(name string) []string {
 	return out
 }
 
+// hasBody reports whether the request may be followed by a body: it has a
+// Transfer-Encoding, or a Content-Length other than 0. It errs towards yes;
+// what the body is does not matter to the callers.
+func (h *requestHead) hasBody() bool {
+	for _, f := range h.fields {
+		if strings.EqualFold(f.name, "Transfer-Encoding") || (strings.EqualFold(f.name, "Content-Length") && f.value != "0") {
+			return true
+		}
+	}
+	return false
+}
+
 // statusError is a problem with a request that is answered with status
 // and the message as reason phrase.
 type statusError struct {
@@ -58,6 +70,16 @@ func (e *statusError) Error() string { return e.msg }
 
 func badRequest(format string, args ...any) error {
 	return &statusError{http.StatusBadRequest, fmt.Sprintf(format, args...)}
+}
+
+// badQuoted is badRequest with one argument, quoted and truncated to n
+// bytes. The parsers call it on their error paths only; being a function of
+// its own, its formatting does not enlarge their frames, which every
+// request's stack must hold.
+//
+//go:noinline
+func badQuoted(format string, arg []byte, n int) error {
+	return badRequest(format, strconv.QuoteToASCII(truncate(string(arg), n)))
 }
 
 // readHead reads one request head from br, at most maxBytes long. It returns
@@ -160,10 +182,10 @@ func (h *requestHead) parseRequestLine(line []byte) error {
 	method, rest, ok1 := bytes.Cut(line, []byte{' '})
 	target, version, ok2 := bytes.Cut(rest, []byte{' '})
 	if !ok1 || !ok2 {
-		return badRequest("malformed request line %s", strconv.QuoteToASCII(truncate(string(line), 64)))
+		return badQuoted("malformed request line %s", line, 64)
 	}
 	if len(method) == 0 || !isToken(method) {
-		return badRequest("malformed request method %s", strconv.QuoteToASCII(truncate(string(method), 32)))
+		return badQuoted("malformed request method %s", method, 32)
 	}
 	if len(target) == 0 {
 		return badRequest("request line has no target")
@@ -182,7 +204,7 @@ func (h *requestHead) parseRequestLine(line []byte) error {
 		if bytes.HasPrefix(version, []byte("HTTP/")) && isToken(version[5:]) {
 			return &statusError{http.StatusHTTPVersionNotSupported, "this proxy speaks HTTP/1.1 and HTTP/1.0 only"}
 		}
-		return badRequest("malformed HTTP version %s", strconv.QuoteToASCII(truncate(string(version), 32)))
+		return badQuoted("malformed HTTP version %s", version, 32)
 	}
 	h.method, h.target = string(method), string(target)
 	return nil
@@ -197,12 +219,12 @@ func parseField(line []byte) (headField, error) {
 		return headField{}, badRequest("header line without a colon")
 	}
 	if len(name) == 0 || !isToken(name) {
-		return headField{}, badRequest("malformed header field name %s", strconv.QuoteToASCII(truncate(string(name), 64)))
+		return headField{}, badQuoted("malformed header field name %s", name, 64)
 	}
 	value = bytes.Trim(value, " \t")
 	for _, c := range value {
 		if (c < ' ' && c != '\t') || c == 0x7f {
-			return headField{}, badRequest("header field %s contains a control byte", strconv.QuoteToASCII(truncate(string(name), 64)))
+			return headField{}, badQuoted("header field %s contains a control byte", name, 64)
 		}
 	}
 	return headField{name: string(name), value: string(value)}, nil

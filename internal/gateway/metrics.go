@@ -19,6 +19,11 @@ type metrics struct {
 	rejected     prometheus.Counter
 	version      *prometheus.GaugeVec // org
 	latency      prometheus.Histogram
+
+	// The series every request touches, looked up once rather than by
+	// label on each request.
+	connectRequests, httpRequests, invalidRequests prometheus.Counter
+	allowed, denied                                prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -63,12 +68,11 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	}
 	m.bytesUp = m.tunnelBytes.WithLabelValues("client_to_upstream")
 	m.bytesDown = m.tunnelBytes.WithLabelValues("upstream_to_client")
-	for _, k := range []string{"connect", "http", "invalid"} {
-		m.requests.WithLabelValues(k)
-	}
-	for _, r := range []string{"allowed", "denied"} {
-		m.decisions.WithLabelValues(r)
-	}
+	m.connectRequests = m.requests.WithLabelValues("connect")
+	m.httpRequests = m.requests.WithLabelValues("http")
+	m.invalidRequests = m.requests.WithLabelValues("invalid")
+	m.allowed = m.decisions.WithLabelValues("allowed")
+	m.denied = m.decisions.WithLabelValues("denied")
 	if reg == nil {
 		return m, nil
 	}

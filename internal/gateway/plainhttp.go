@@ -92,9 +92,9 @@ func (g *Gateway) handleHTTP(cc *clientConn, br *bufio.Reader, head *requestHead
 		g.headError(cc, err)
 		return false
 	}
-	g.m.requests.WithLabelValues("http").Inc()
+	g.m.httpRequests.Inc()
 	ctx, cancel := g.requestContext()
-	id, ok := g.identify(ctx, cc, head)
+	id, ok := g.identify(ctx, cc, br, head)
 	if !ok {
 		cancel()
 		return false
@@ -102,7 +102,7 @@ func (g *Gateway) handleHTTP(cc *clientConn, br *bufio.Reader, head *requestHead
 	d, _, _ := g.decide(ctx, id, head.method, host, port, started)
 	cancel()
 	if !d.Allowed {
-		refuse(cc, http.StatusForbidden, d.Reason, nil)
+		refuseRequest(cc, br, head, http.StatusForbidden, d.Reason, nil)
 		return false
 	}
 

@@ -57,16 +57,16 @@ func (g *Gateway) handleConnect(cc *clientConn, br *bufio.Reader, head *requestH
 		g.headError(cc, err)
 		return false
 	}
-	g.m.requests.WithLabelValues("connect").Inc()
+	g.m.connectRequests.Inc()
 	ctx, cancel := g.requestContext()
 	defer cancel()
-	id, ok := g.identify(ctx, cc, head)
+	id, ok := g.identify(ctx, cc, br, head)
 	if !ok {
 		return false
 	}
 	d, c, version := g.decide(ctx, id, http.MethodConnect, host, port, started)
 	if !d.Allowed {
-		refuse(cc, http.StatusForbidden, d.Reason, nil)
+		refuseRequest(cc, br, head, http.StatusForbidden, d.Reason, nil)
 		return false
 	}
 	req := TunnelRequest{Identity: id, Host: host, Port: port, Policy: c, PolicyVersion: version}
@@ -74,8 +74,15 @@ func (g *Gateway) handleConnect(cc *clientConn, br *bufio.Reader, head *requestH
 		g.intercept(cc, br, req)
 		return true
 	}
-	if c.Inspect(host, port) {
-		g.log.Debug("image-level rules apply to this host but no inspection is configured; tunnelling", "org", id.Org, "host", host)
+	if c.Inspect(host, port) && g.cfg.Upstream == nil {
+		// Image rules, pull-only entries and push limits apply to this host,
+		// and only inspection can enforce them: without it, fail closed. (A
+		// chained gateway leaves them to its upstream.)
+		d := policy.Decision{Host: host, Rule: "inspection",
+			Reason: fmt.Sprintf("organization %s restricts images or pushes on %s, which this gateway cannot check without TLS inspection; ask an administrator to give it the gateway CA (--ca-cert/--ca-key)", id.Org, policy.JoinHostPort(host, port))}
+		g.record(id, http.MethodConnect, host, port, d)
+		refuseRequest(cc, br, head, http.StatusForbidden, d.Reason, nil)
+		return false
 	}
 	return g.openTunnel(ctx, cc, br, req)
 }

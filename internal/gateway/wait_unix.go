@@ -31,3 +31,22 @@ func waitReadable(src net.Conn) error {
 		return !errors.Is(e, syscall.EAGAIN) && !errors.Is(e, syscall.EWOULDBLOCK)
 	})
 }
+
+// unreadInput reports whether the client has sent bytes the gateway has not
+// read, without waiting; when it cannot tell, it says yes.
+func unreadInput(c *net.TCPConn) bool {
+	rc, err := c.SyscallConn()
+	if err != nil {
+		return true
+	}
+	var b [1]byte
+	unread := true
+	err = rc.Read(func(fd uintptr) bool {
+		n, _, err := syscall.Recvfrom(int(fd), b[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
+		// EAGAIN: nothing there; 0 bytes and no error: the client's FIN,
+		// after which nothing can follow.
+		unread = n > 0 || (err != nil && !errors.Is(err, syscall.EAGAIN) && !errors.Is(err, syscall.EWOULDBLOCK))
+		return true
+	})
+	return unread || err != nil
+}
