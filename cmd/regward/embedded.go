@@ -37,11 +37,15 @@ func (a cpAuth) Authenticate(ctx context.Context, username, token string) (gatew
 // after it.
 type runningGateway struct {
 	gw      *gateway.Gateway
+	in      *inspect.Inspector // nil without inspection
 	batcher *gateway.Batcher
 	log     *slog.Logger
 }
 
 func (r *runningGateway) shutdown(ctx context.Context) {
+	if r.in != nil {
+		r.in.Drain() // idle inspected keep-alives would hold Shutdown to its deadline
+	}
 	if err := r.gw.Shutdown(ctx); err != nil {
 		r.log.Warn("gateway shutdown", "err", err)
 	}
@@ -59,6 +63,7 @@ func serveGateway(ctx context.Context, log *slog.Logger, cfg gateway.Config, f g
 	if err != nil {
 		return nil, err
 	}
+	var in *inspect.Inspector
 	if ca != nil {
 		roots, err := f.upstreamRoots()
 		if err != nil {
@@ -68,7 +73,7 @@ func serveGateway(ctx context.Context, log *slog.Logger, cfg gateway.Config, f g
 		if batcher != nil {
 			sink = batcher
 		}
-		in, err := inspect.New(inspect.Options{
+		in, err = inspect.New(inspect.Options{
 			CA: ca, UpstreamRoots: roots, Policies: cfg.Policies, Decisions: sink, LogAllowed: f.logAllowed,
 			Logger: log, Registerer: cfg.Registerer, Name: f.name,
 		})
@@ -103,7 +108,7 @@ func serveGateway(ctx context.Context, log *slog.Logger, cfg gateway.Config, f g
 		scheme = "https"
 	}
 	log.Info("gateway listening", "addr", ln.Addr().String(), "scheme", scheme)
-	return &runningGateway{gw: gw, batcher: batcher, log: log}, nil
+	return &runningGateway{gw: gw, in: in, batcher: batcher, log: log}, nil
 }
 
 func startEmbeddedGateway(ctx context.Context, log *slog.Logger, cp *controlplane.Server, org string, ca *gwca.CA, reg *prometheus.Registry, f gatewayFlags, errc chan<- error) (*runningGateway, error) {

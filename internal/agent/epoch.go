@@ -26,6 +26,7 @@ import (
 // mix of the two.
 type epoch struct {
 	gw     *gateway.Gateway
+	in     *inspect.Inspector // nil when not inspecting
 	ln     *handoff
 	served chan struct{}
 
@@ -154,7 +155,7 @@ func (a *Agent) newEpoch(ctx context.Context, sess client.Session, reason string
 				ep.follow.stop()
 				return nil, fmt.Errorf("agent: %w", err)
 			}
-			cfg.Interceptor = in
+			cfg.Interceptor, ep.in = in, in
 		}
 	}
 	gw, err := gateway.New(cfg)
@@ -191,6 +192,9 @@ func (a *Agent) stopEpoch(ep *epoch) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), drainTimeout)
 	defer cancel()
+	if ep.in != nil {
+		ep.in.Drain()
+	}
 	_ = ep.gw.Shutdown(ctx)
 	<-ep.served
 	if ep.follow != nil {
