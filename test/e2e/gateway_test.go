@@ -101,11 +101,20 @@ func (l *decisionLog) Record(d store.DecisionRecord) {
 
 // find returns the recorded decisions for a host and outcome.
 func (l *decisionLog) find(host string, allowed bool) []store.DecisionRecord {
+	return l.where(allowed, func(d store.DecisionRecord) bool { return d.Host == host })
+}
+
+// findImage returns the recorded decisions for an image and outcome.
+func (l *decisionLog) findImage(image string, allowed bool) []store.DecisionRecord {
+	return l.where(allowed, func(d store.DecisionRecord) bool { return d.Image == image })
+}
+
+func (l *decisionLog) where(allowed bool, match func(store.DecisionRecord) bool) []store.DecisionRecord {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	var out []store.DecisionRecord
 	for _, d := range l.ds {
-		if d.Host == host && d.Allowed == allowed {
+		if d.Allowed == allowed && match(d) {
 			out = append(out, d)
 		}
 	}

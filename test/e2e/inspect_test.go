@@ -25,7 +25,6 @@ import (
 	"github.com/regward/regward/internal/inspect"
 	"github.com/regward/regward/internal/policy"
 	"github.com/regward/regward/internal/registrytest"
-	"github.com/regward/regward/internal/store"
 )
 
 // The inspection tests keep their own small helpers, so that they do not
@@ -104,53 +103,13 @@ func (a inspAuth) Authenticate(_ context.Context, user, token string) (gateway.I
 	return gateway.Identity{}, gateway.ErrUnauthenticated
 }
 
-type inspDecisions struct {
-	mu sync.Mutex
-	ds []store.DecisionRecord
-}
-
-func (l *inspDecisions) Record(d store.DecisionRecord) {
-	l.mu.Lock()
-	l.ds = append(l.ds, d)
-	l.mu.Unlock()
-}
-
-func (l *inspDecisions) find(image string, allowed bool) []store.DecisionRecord {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	var out []store.DecisionRecord
-	for _, d := range l.ds {
-		if d.Image == image && d.Allowed == allowed {
-			out = append(out, d)
-		}
-	}
-	return out
-}
-
-type inspLog struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (w *inspLog) Write(p []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.b.Write(p)
-}
-
-func (w *inspLog) String() string {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.b.String()
-}
-
 // inspectEnv is a gateway with TLS inspection in front of one registry
 // that answers as registry-1.docker.io and as pull.test, each on port 443
 // as the gateway alone resolves them.
 type inspectEnv struct {
 	reg       *registrytest.Registry
 	policies  *inspPolicies
-	decisions *inspDecisions
+	decisions *decisionLog
 	addr      string
 	caFile    string // the gateway CA, PEM
 	caDir     string // a directory holding only the gateway CA as ca.crt
@@ -185,13 +144,13 @@ func startInspectEnv(t *testing.T) *inspectEnv {
 	e := &inspectEnv{
 		reg:       reg,
 		policies:  &inspPolicies{},
-		decisions: &inspDecisions{},
+		decisions: &decisionLog{},
 		caFile:    caFile,
 		caDir:     caDir,
 		tokens:    map[string]string{"alice": "rw_alice_inspect_e2e", "olivia": "rw_olivia_inspect_e2e"},
 	}
 	e.policies.set(t, inspPolicy())
-	logs := &inspLog{}
+	logs := &lockedBuffer{}
 	logger := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	in, err := inspect.New(inspect.Options{
 		CA:            ca,
@@ -298,7 +257,7 @@ func TestDockerThroughInspection(t *testing.T) {
 				t.Errorf("docker pull %s: %v", tc.ref, err)
 			}
 		}
-		ds := e.decisions.find("docker.io/someone/tool", false)
+		ds := e.decisions.findImage("docker.io/someone/tool", false)
 		if len(ds) == 0 || ds[0].User != "alice" || ds[0].Category != "community" || ds[0].Rule != "imageAccess.communityImages" {
 			t.Errorf("the denial of someone/tool was recorded as %+v", ds)
 		}
@@ -359,7 +318,7 @@ func TestDockerThroughInspection(t *testing.T) {
 		if err := inspSucceeded(d2.Pull(ctx, "someone/tool")); err != nil {
 			t.Fatalf("docker pull someone/tool as an owner: %v", err)
 		}
-		if ds := e.decisions.find("docker.io/someone/tool", true); len(ds) == 0 || ds[len(ds)-1].Rule != "ownerBypass" {
+		if ds := e.decisions.findImage("docker.io/someone/tool", true); len(ds) == 0 || ds[len(ds)-1].Rule != "ownerBypass" {
 			t.Errorf("the owner's pull was recorded as %+v", ds)
 		}
 	})
