@@ -188,8 +188,8 @@ func (g *Gateway) record(id Identity, method, host string, port uint16, d policy
 	})
 }
 
-// logDenied and logAllowed log a decision. They pass typed attributes,
-// which cost no allocation, and are functions of their own so that their
+// logDenied and logAllowed log a decision with typed attributes (no
+// conversion to interfaces); they are functions of their own so that their
 // argument arrays do not weigh on the stack of every request.
 func (g *Gateway) logDenied(id Identity, method, host string, port uint16, d policy.Decision) {
 	g.log.LogAttrs(context.Background(), slog.LevelInfo, "denied",

@@ -74,10 +74,8 @@ func badRequest(format string, args ...any) error {
 
 // badQuoted is badRequest with one argument, quoted and truncated to n
 // bytes. The parsers call it on their error paths only; being a function of
-// its own, its formatting does not enlarge their frames, which every
-// request's stack must hold.
-//
-//go:noinline
+// its own (too large to be inlined), its formatting does not enlarge their
+// frames, which every request's stack must hold.
 func badQuoted(format string, arg []byte, n int) error {
 	return badRequest(format, strconv.QuoteToASCII(truncate(string(arg), n)))
 }

@@ -114,11 +114,13 @@ func refuse(c net.Conn, status int, reason string, header []string) {
 
 // refuseRequest answers a request whose head the gateway has read in full,
 // with an error, and closes the connection. A request without a body whose
-// client has sent nothing more (a refused CONNECT, typically) leaves no
-// unread input behind, so closing cannot make the kernel reset the
-// connection: the answer then goes out with the FIN in one segment and the
-// connection closes without lingering, which is most of what a refusal
-// costs. Anything else lingers, as refuse does.
+// client has sent nothing more (a refused CONNECT, typically: clients wait
+// for the answer before they speak TLS) leaves no unread input behind, so
+// closing cannot make the kernel reset the connection: the answer then
+// goes out with the FIN in one segment and the connection closes at once,
+// without the lingering read, its wake-up and a second segment. Bytes that
+// arrive after the check meet a closed socket, but only once the answer
+// has left. Anything else lingers, as refuse does.
 func refuseRequest(cc *clientConn, br *bufio.Reader, head *requestHead, status int, reason string, header []string) {
 	tc, ok := cc.Conn.(*net.TCPConn)
 	if !ok || br.Buffered() > 0 || head.hasBody() {
