@@ -34,8 +34,9 @@ type orgState struct {
 // many long-polls woken by one change cost one database read between them.
 type orgView struct {
 	version  int64
-	policy   []byte // JSON of the policy document
-	snapshot []byte // JSON of the Snapshot
+	snap     Snapshot // decoded, for compiling
+	policy   []byte   // JSON of the policy document
+	snapshot []byte   // JSON of the Snapshot
 }
 
 func (v *orgView) write(w http.ResponseWriter, body []byte) {
@@ -99,7 +100,7 @@ func (s *Server) buildView(ctx context.Context, org string) (*orgView, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &orgView{version: snap.Version, policy: append(pol, '\n'), snapshot: append(all, '\n')}, nil
+	return &orgView{version: snap.Version, snap: snap, policy: append(pol, '\n'), snapshot: append(all, '\n')}, nil
 }
 
 func (h *hub) stateLocked(org string) *orgState {
@@ -146,8 +147,9 @@ func (h *hub) watch(org string) <-chan struct{} {
 	return h.stateLocked(org).changed
 }
 
-// compiledPolicy returns the compiled policy of org at its current version,
-// loading and compiling it when the cached one is older.
+// compiledPolicy returns the compiled policy of org at its current version.
+// It reads through currentView, so the store is read once per version for
+// long-polls and the embedded gateway alike, however many ask at once.
 func (s *Server) compiledPolicy(ctx context.Context, org string) (*policy.Compiled, int64, error) {
 	s.hub.mu.Lock()
 	st := s.hub.stateLocked(org)
@@ -158,26 +160,20 @@ func (s *Server) compiledPolicy(ctx context.Context, org string) (*policy.Compil
 	}
 	s.hub.mu.Unlock()
 
-	snap, err := s.snapshot(ctx, org)
+	v, err := s.currentView(ctx, org)
 	if err != nil {
 		return nil, 0, err
 	}
-	c, err := policy.Compile(snap.Policy, snap.Catalog)
+	c, err := policy.Compile(v.snap.Policy, v.snap.Catalog)
 	if err != nil {
-		return nil, 0, fmt.Errorf("compile policy of org %q version %d: %w", org, snap.Version, err)
+		return nil, 0, fmt.Errorf("compile policy of org %q version %d: %w", org, v.version, err)
 	}
 	s.hub.mu.Lock()
-	st = s.hub.stateLocked(org)
-	if snap.Version >= st.compVer {
-		st.compiled, st.compVer = c, snap.Version
-	}
-	if snap.Version > st.version {
-		// Learned from the store before any notification: record it so the
-		// next call hits the cache.
-		st.version = snap.Version
+	if v.version >= st.compVer {
+		st.compiled, st.compVer = c, v.version
 	}
 	s.hub.mu.Unlock()
-	return c, snap.Version, nil
+	return c, v.version, nil
 }
 
 // Snapshot is what gateways enforce: an org's policy, its version, and the
